@@ -1,0 +1,1 @@
+"""Products, stock, carts, orders and payments."""

@@ -1,0 +1,1 @@
+"""The live room: a pure protocol, the event bus and the per-process fan-out hub."""

@@ -1,0 +1,1 @@
+"""HTTP routes of the live package. Handlers validate, call a service and map errors."""

@@ -1,0 +1,1 @@
+"""WebRTC ingest (WHIP) and relay to viewers (WHEP), forwarding without transcoding."""

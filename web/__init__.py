@@ -1,0 +1,1 @@
+"""The browser pages: host studio, viewer's live page, marketer dashboard."""
