@@ -32,10 +32,10 @@ COMPONENTS = (
     "live.routes.system",
     "live.routes.directory",
     "live.routes.sessions",
+    "live.analytics.component",
     "live.room.component",
     "catalog.component",
     "rtc.component",
-    "live.analytics.component",
     "web.component",
 )
 

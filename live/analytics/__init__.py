@@ -1,0 +1,1 @@
+"""Reach against conversion: what each session did (recording, roll-ups, reports)."""
