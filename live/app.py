@@ -37,6 +37,7 @@ COMPONENTS = (
     "catalog.component",
     "rtc.component",
     "web.component",
+    "live.routes.media",
 )
 
 
