@@ -32,7 +32,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from live.db import Database
     from live.schema import upgrade
-    from seeds import demo
+    from seeds import demo  # type: ignore[attr-defined,unused-ignore]
 
     settings = _settings(args)
     upgrade(settings.database_url)
@@ -113,7 +113,7 @@ def _print_demo(settings: Settings) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        from live.analytics import simulate
+        from live.analytics import simulate  # type: ignore[attr-defined,unused-ignore]
     except ModuleNotFoundError:
         print("analytics are not available in this build", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from live import __version__
 from live.api import endpoint_doc
 
-_SECURITY = {"staff": [{"bearer": []}], "viewer": [{"bearer": []}], "host": [{"bearer": []}],
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {"staff": [{"bearer": []}], "viewer": [{"bearer": []}], "host": [{"bearer": []}],
              "host or staff": [{"bearer": []}]}
 
 

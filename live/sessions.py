@@ -68,11 +68,13 @@ class SessionService:
         capacity = field(data, "capacity", int, default=default_cap, check=lambda v: 0 < v <= 10_000_000,
                          why="must be a positive integer")
         product_ids = str_list(data, "product_ids", default=[], max_items=200)
-        extras = {k: field(data, k, str, default=d, check=lambda v, ok=ok: v in ok, why=f"must be one of {ok}")
-                  for k, d, ok in (("purpose", "purchase", ("awareness", "purchase")),
+        extras: dict[str, str] = {
+            k: field(data, k, str, default=d, check=_one_of(ok), why=f"must be one of {ok}")
+            for k, d, ok in (("purpose", "purchase", ("awareness", "purchase")),
                                    ("audience", "public" if kind == "public" else "clients",
                                     ("clients", "prospects", "followers", "public")),
-                                   ("style", "sales", ("inspirational", "sales")))}
+                                   ("style", "sales", ("inspirational", "sales")))
+        }
         sess = LiveSession(id=new_id("se"), title=title.strip(), kind=kind, store_id=store_id, host_id=host_id,
                            scheduled_at=scheduled_at, capacity=capacity, status="scheduled", **extras)
         async with self.db.write() as s:
@@ -95,7 +97,7 @@ class SessionService:
         return {**session_json(sess, product_ids=list(dict.fromkeys(product_ids))),
                 "host_token": host_token, "studio_url": f"/studio/{sess.id}?token={host_token}"}
 
-    async def list(self, p: Principal | None, *, kind: str | None = None, status: str | None = None,
+    async def list_sessions(self, p: Principal | None, *, kind: str | None = None, status: str | None = None,
                    store_id: str | None = None, host_id: str | None = None,
                    limit: int = 100, offset: int = 0) -> dict[str, Any]:
         q = select(LiveSession)
@@ -244,6 +246,10 @@ class JoinResult:
 
     def json(self) -> dict[str, Any]:
         return {"viewer_id": self.viewer_id, "token": self.token, "name": self.name}
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], bool]:
+    return lambda v: v in allowed
 
 
 def _hash(code: str) -> str:

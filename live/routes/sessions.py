@@ -40,7 +40,7 @@ async def create_session(request: Request) -> Response:
 async def list_sessions(request: Request) -> Response:
     p = principal(request, required=False)
     q = request.query_params
-    return JSON(await _svc(request).list(
+    return JSON(await _svc(request).list_sessions(
         p, kind=q.get("kind"), status=q.get("status"), store_id=q.get("store_id"), host_id=q.get("host_id"),
         limit=query_int(request, "limit", 100, 1, 1000), offset=query_int(request, "offset", 0)))
 
