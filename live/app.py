@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
@@ -27,6 +28,7 @@ from live.http import EXCEPTION_HANDLERS
 from live.metrics import Metrics
 
 log = logging.getLogger("vitrine.app")
+access = logging.getLogger("vitrine.access")
 
 COMPONENTS = (
     "live.routes.system",
@@ -51,7 +53,7 @@ def _load(name: str) -> ModuleType | None:
 
 
 class StatusMetrics:
-    """Counts HTTP responses by status class (raw ASGI: no per-request task)."""
+    """Counts HTTP responses by status class and writes one structured access-log line each."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -61,12 +63,21 @@ class StatusMetrics:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+        status = 500
+
         async def counting_send(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                self.metrics.http_requests.labels(f"{message['status'] // 100}xx").inc()
+                status = message["status"]
+                self.metrics.http_requests.labels(f"{status // 100}xx").inc()
             await send(message)
 
-        await self.app(scope, receive, counting_send)
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            access.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
+                                          "ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
