@@ -1,0 +1,58 @@
+"""The rtc component: WHIP ingest and the WHEP relay, started in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from rtc import hooks
+from rtc import routes as rtc_routes
+from rtc.metrics import RelayMetrics
+from rtc.service import RelayService
+
+log = logging.getLogger("vitrine.rtc")
+REAP_EVERY = 5.0
+
+
+def routes() -> list[BaseRoute]:
+    return rtc_routes.routes()
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    st = app.state
+    hooks.check_aiortc()  # fail start-up clearly if aiortc's internals moved
+    settings = st.settings
+    metrics = RelayMetrics(st.metrics.registry)
+    relay = RelayService(settings, st.db, st.sessions.set_status, st.rooms.emit, on_forward=metrics.forwarded,
+                         on_reject=lambda reason: metrics.rejected.labels(reason).inc())
+    st.relay = relay
+
+    async def refresh() -> None:
+        metrics.refresh(relay)
+
+    st.metric_refreshers.append(refresh)
+
+    async def reaper() -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY)
+            try:
+                await relay.reap()
+            except Exception:
+                log.exception("reaping peers failed")
+
+    with hooks.loopback_only(settings.rtc_loopback):
+        task = asyncio.create_task(reaper())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await relay.close()

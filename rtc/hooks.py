@@ -1,0 +1,160 @@
+"""The aiortc internals the relay relies on, checked once at start-up.
+
+aiortc has no public hook for encoded media. The relay uses three private points of
+aiortc 1.16.0 (pinned in pyproject.toml):
+
+* ``RTCRtpReceiver`` hands each re-assembled encoded frame to its decoder thread through
+  the queue ``_RTCRtpReceiver__decoder_queue`` (``put((codec, JitterFrame))``). The relay
+  swaps that queue for a :class:`FrameTap` before the receiver starts, so frames reach the
+  relay still encoded and no decoder thread ever runs.
+* ``RTCRtpReceiver._send_rtcp_pli(ssrc)`` asks the publisher for a keyframe.
+* ``RTCRtpSender._handle_rtcp_packet`` sees each viewer's RTCP (PLI/FIR, NACK): the relay
+  wraps it per sender to forward keyframe requests upstream and count NACKs.
+
+:func:`check_aiortc` fails start-up with a clear message when any of them has changed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aioice.ice
+import aiortc
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import h264, vpx
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
+
+log = logging.getLogger("vitrine.rtc")
+
+AIORTC_VERSION = "1.16.0"
+_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER = "_RTCRtpReceiver__jitter_buffer"
+_ACTIVE = "_RTCRtpReceiver__active_ssrc"
+_RTX = "_RTCRtpReceiver__rtx_ssrc"
+
+
+class AiortcIncompatible(RuntimeError):
+    """The installed aiortc does not have the internals the relay uses."""
+
+
+def check_aiortc() -> None:
+    """Raise :class:`AiortcIncompatible` unless every internal hook is where we expect it."""
+    problems: list[str] = []
+    if aiortc.__version__ != AIORTC_VERSION:
+        problems.append(f"aiortc {aiortc.__version__} is installed, the relay is built on {AIORTC_VERSION}")
+    try:
+        handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+        receive = inspect.getsource(RTCRtpReceiver.receive)
+        init = inspect.getsource(RTCRtpReceiver.__init__)
+        stop = inspect.getsource(RTCRtpReceiver)
+    except (OSError, TypeError) as exc:
+        raise AiortcIncompatible(f"cannot read aiortc sources to check them: {exc}") from exc
+    if "self.__decoder_queue.put((codec, encoded_frame))" not in handle:
+        problems.append("RTCRtpReceiver._handle_rtp_packet no longer queues (codec, encoded_frame)")
+    if "self.__decoder_queue" not in receive:
+        problems.append("RTCRtpReceiver.receive no longer passes its decoder queue to the thread")
+    for name in ("__decoder_queue", "__jitter_buffer", "__active_ssrc", "__rtx_ssrc"):
+        if f"self.{name}" not in init:
+            problems.append(f"RTCRtpReceiver has no {name}")
+    if "self.__decoder_queue.put(None)" not in stop:
+        problems.append("RTCRtpReceiver no longer stops its decoder with put(None)")
+    if not callable(getattr(RTCRtpReceiver, "_send_rtcp_pli", None)):
+        problems.append("RTCRtpReceiver._send_rtcp_pli is gone")
+    if not callable(getattr(RTCRtpSender, "_handle_rtcp_packet", None)):
+        problems.append("RTCRtpSender._handle_rtcp_packet is gone")
+    if "_prefetch" not in inspect.getsource(JitterBuffer.__init__):
+        problems.append("JitterBuffer has no _prefetch")
+    for mod, fn in ((h264, "h264_depayload"), (vpx, "vp8_depayload")):
+        if not callable(getattr(mod, fn, None)):
+            problems.append(f"aiortc.codecs has no {fn}")
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        problems.append("aioice.ice.get_host_addresses is gone (loopback mode)")
+    if problems:
+        raise AiortcIncompatible("the WebRTC relay cannot use this aiortc: " + "; ".join(problems)
+                                 + f" (install aiortc=={AIORTC_VERSION})")
+
+
+FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+class FrameTap:
+    """Stands in for a receiver's decoder queue: encoded frames go to ``sink``, never to a decoder.
+
+    ``get`` answers ``None`` at once, so the receiver's decoder thread exits as soon as it
+    starts; ``put(None)`` (the receiver stopping) calls ``on_end``.
+    """
+
+    def __init__(self, sink: FrameSink, on_end: Callable[[], None]) -> None:
+        self.sink, self.on_end = sink, on_end
+        self.frames = 0
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self.on_end()
+            return
+        self.frames += 1
+        self.sink(item[0], item[1])
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink, on_end: Callable[[], None]) -> FrameTap:
+    """Route ``receiver``'s encoded frames to ``sink``; call before the receiver starts."""
+    tap = FrameTap(sink, on_end)
+    setattr(receiver, _QUEUE, tap)
+    if _kind(receiver) == "audio":
+        # aiortc holds 4 audio frames (80 ms) before decoding; forwarding needs no prefetch.
+        getattr(receiver, _JITTER)._prefetch = 0
+    return tap
+
+
+def _kind(receiver: RTCRtpReceiver) -> str:
+    return str(getattr(receiver, "_RTCRtpReceiver__kind", ""))
+
+
+async def request_keyframe(receiver: RTCRtpReceiver) -> None:
+    """Send a PLI for every media SSRC ``receiver`` has seen (RTX streams excluded)."""
+    rtx = getattr(receiver, _RTX)
+    for ssrc in list(getattr(receiver, _ACTIVE)):
+        if ssrc not in rtx:
+            await receiver._send_rtcp_pli(ssrc)
+
+
+def watch_sender_rtcp(sender: RTCRtpSender, on_keyframe_request: Callable[[], None],
+                      on_nack: Callable[[int], None]) -> None:
+    """See a viewer's PLI/FIR and NACKs before aiortc handles them (it retransmits NACKed packets)."""
+    original: Callable[[Any], Awaitable[None]] = sender._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            on_keyframe_request()
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            on_nack(len(packet.lost))
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+@contextmanager
+def loopback_only(enabled: bool) -> Iterator[None]:
+    """While active, ICE offers only 127.0.0.1 host candidates (tests, single-machine demos)."""
+    if not enabled or aioice.ice.get_host_addresses is _loopback_addresses:
+        yield  # off, or an outer context already holds the patch and will restore it
+        return
+    original = aioice.ice.get_host_addresses
+    aioice.ice.get_host_addresses = _loopback_addresses
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = original

@@ -1,0 +1,161 @@
+"""WHIP (RFC 9725) for the host and WHEP for viewers, plus the host's stream statistics."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from live.api import doc
+from live.auth import principal, require_host_or_staff
+from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
+from live.http import JSON, read_body
+from rtc.peers import Peer
+from rtc.sdp import MAX_SDP_BYTES, parse_offer
+from rtc.service import RelayService
+
+SDP = "application/sdp"
+FRAG = "application/trickle-ice-sdpfrag"
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch, Retry-After"}
+
+
+def _relay(request: Request) -> RelayService:
+    return request.app.state.relay  # type: ignore[no-any-return]
+
+
+async def _offer_body(request: Request) -> bytes:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != SDP:
+        raise UnsupportedMediaType("send the offer with Content-Type: application/sdp")
+    return await read_body(request, MAX_SDP_BYTES)
+
+
+def _links(relay: RelayService) -> list[str]:
+    links = []
+    for server in relay.servers:
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username:
+                link += f'; username="{server.username}"; credential="{server.credential}"; credential-type="password"'
+            links.append(link)
+    return links
+
+
+def _created(request: Request, prefix: str, peer: Peer) -> Response:
+    relay = _relay(request)
+    headers = {**CORS, "Location": f"/{prefix}/{peer.session_id}/{peer.id}", "ETag": peer.etag,
+               "Accept-Patch": FRAG}
+    resp = Response(peer.answer, status_code=201, media_type=SDP, headers=headers)
+    for link in _links(relay):
+        resp.headers.append("Link", link)
+    return resp
+
+
+def _options(methods: str) -> Response:
+    return Response(status_code=204, headers={
+        **CORS, "Allow": methods, "Accept-Post": SDP, "Accept-Patch": FRAG,
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match"})
+
+
+async def _patch(request: Request, kind: str) -> Response:
+    sid, rid = request.path_params["id"], request.path_params["resource"]
+    peer = _relay(request).resource(sid, rid, kind)
+    if_match = request.headers.get("if-match")
+    if if_match is not None and if_match.strip() not in ("*", peer.etag):
+        raise VitrineError("the ETag does not match this session", code="precondition_failed", status=412)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != FRAG:
+        raise UnsupportedMediaType("send ICE candidates as application/trickle-ice-sdpfrag")
+    fragment = (await read_body(request, MAX_SDP_BYTES)).decode("utf-8", "replace")
+    if "a=ice-ufrag:" in fragment or "a=ice-pwd:" in fragment:
+        raise ValidationFailed("ICE restarts are not supported: publish again with a new POST",
+                               code="ice_restart_unsupported")
+    await peer.add_candidates(fragment)
+    return Response(status_code=204, headers=CORS)
+
+
+# -- WHIP ---------------------------------------------------------------------------------------
+@doc("WHIP publish (RFC 9725): SDP offer in, SDP answer out; sets the session live", auth="host or staff",
+     tag="rtc", responses={201: "SDP answer, Location, ETag", 400: "invalid_sdp", 409: "already_publishing | "
+                           "session_ended", 415: "not application/sdp", 422: "codec_unsupported"})
+async def whip_publish(request: Request) -> Response:
+    sid = request.path_params["id"]
+    who = require_host_or_staff(request, sid)
+    offer = parse_offer(await _offer_body(request), sending=True)
+    peer = await _relay(request).publish(sid, who, offer)
+    return _created(request, "whip", peer)
+
+
+@doc("WHIP/WHEP endpoint options: accepted methods and body types", tag="rtc", responses={204: "options"})
+async def endpoint_options(request: Request) -> Response:
+    return _options("OPTIONS, POST")
+
+
+@doc("WHIP/WHEP resource options", tag="rtc", responses={204: "options"})
+async def resource_options(request: Request) -> Response:
+    return _options("OPTIONS, PATCH, DELETE")
+
+
+@doc("WHIP stop publishing (viewers stay connected and see the host away)", tag="rtc",
+     auth="holder of the resource URL", responses={200: "stopped", 404: "resource_not_found"})
+async def whip_delete(request: Request) -> Response:
+    await _relay(request).stop(request.path_params["id"], request.path_params["resource"], "publisher")
+    return Response(status_code=200, headers=CORS)
+
+
+@doc("WHIP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="holder of the resource URL",
+     responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"})
+async def whip_patch(request: Request) -> Response:
+    return await _patch(request, "publisher")
+
+
+# -- WHEP ---------------------------------------------------------------------------------------
+@doc("WHEP watch: SDP offer in, SDP answer out; a viewer token is required for private sessions",
+     auth="viewer", tag="rtc",
+     responses={201: "SDP answer, Location, ETag", 400: "invalid_sdp", 401: "viewer_token_required",
+                403: "wrong_session", 409: "not_live", 422: "codec_unsupported", 503: "relay_full (Retry-After)"})
+async def whep_watch(request: Request) -> Response:
+    sid = request.path_params["id"]
+    who = principal(request, required=False)
+    offer = parse_offer(await _offer_body(request), sending=False)
+    peer = await _relay(request).watch(sid, who, offer)
+    return _created(request, "whep", peer)
+
+
+@doc("WHEP leave", tag="rtc", auth="holder of the resource URL", responses={200: "left", 404: "resource_not_found"})
+async def whep_delete(request: Request) -> Response:
+    await _relay(request).stop(request.path_params["id"], request.path_params["resource"], "viewer")
+    return Response(status_code=200, headers=CORS)
+
+
+@doc("WHEP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="holder of the resource URL",
+     responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"})
+async def whep_patch(request: Request) -> Response:
+    return await _patch(request, "viewer")
+
+
+@doc("Stream statistics: host bitrate, frame rate, resolution; per viewer RTT, loss, NACKs; viewer count",
+     auth="host or staff", tag="rtc", responses={200: "stats"})
+async def stream_stats(request: Request) -> Response:
+    sid = request.path_params["id"]
+    require_host_or_staff(request, sid)
+    return JSON(await _relay(request).stream_stats(sid))
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/whip/{id}", whip_publish, methods=["POST"]),
+        Route("/whip/{id}", endpoint_options, methods=["OPTIONS"]),
+        Route("/whip/{id}/{resource}", whip_delete, methods=["DELETE"]),
+        Route("/whip/{id}/{resource}", whip_patch, methods=["PATCH"]),
+        Route("/whip/{id}/{resource}", resource_options, methods=["OPTIONS"]),
+        Route("/whep/{id}", whep_watch, methods=["POST"]),
+        Route("/whep/{id}", endpoint_options, methods=["OPTIONS"]),
+        Route("/whep/{id}/{resource}", whep_delete, methods=["DELETE"]),
+        Route("/whep/{id}/{resource}", whep_patch, methods=["PATCH"]),
+        Route("/whep/{id}/{resource}", resource_options, methods=["OPTIONS"]),
+        Route("/api/sessions/{id}/stream", stream_stats, methods=["GET"]),
+    ]

@@ -1,0 +1,256 @@
+"""The relay's rules: who may publish and watch, one publisher per session, viewer capacity,
+host away/back, and cleanup. Routes call this; it knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+from live.auth import Host, Principal, Staff, Viewer
+from live.config import Settings
+from live.db import Database
+from live.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from live.sessions import ensure_session
+from rtc.broadcast import Broadcast
+from rtc.peers import Peer, Publisher
+from rtc.peers import Viewer as ViewerPeer
+from rtc.sdp import Offer
+
+log = logging.getLogger("vitrine.rtc")
+Emit = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+SetStatus = Callable[[str, str], Awaitable[Any]]
+
+
+def ice_servers(raw: str) -> list[RTCIceServer]:
+    """``VITRINE_ICE_SERVERS`` (a JSON list) as aiortc servers; empty: none (never a public STUN)."""
+    import orjson
+
+    if not raw.strip():
+        return []
+    try:
+        items = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"VITRINE_ICE_SERVERS is not JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise ValueError("VITRINE_ICE_SERVERS must be a JSON list")
+    servers = []
+    for item in items:
+        if not isinstance(item, dict) or "urls" not in item:
+            raise ValueError("each ICE server needs `urls`")
+        servers.append(RTCIceServer(urls=item["urls"], username=item.get("username"),
+                                    credential=item.get("credential")))
+    return servers
+
+
+class RelayService:
+    def __init__(self, settings: Settings, db: Database, set_status: SetStatus, emit: Emit,
+                 on_forward: Callable[[str, int], None] | None = None,
+                 on_reject: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.set_status = set_status
+        self.emit = emit
+        self.servers = ice_servers(settings.ice_servers)
+        self.max_viewers = settings.relay_max_viewers
+        self.broadcasts: dict[str, Broadcast] = {}
+        self.publishers: dict[str, Publisher] = {}  # session id -> current publisher
+        self.peers: dict[str, Peer] = {}  # resource id -> peer
+        self._on_forward = on_forward
+        self._on_reject = on_reject
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.rejected: dict[str, int] = {}
+
+    def config(self) -> RTCConfiguration:
+        return RTCConfiguration(iceServers=list(self.servers))
+
+    def broadcast(self, session_id: str) -> Broadcast:
+        b = self.broadcasts.get(session_id)
+        if b is None:
+            b = self.broadcasts[session_id] = Broadcast(session_id, on_forward=self._on_forward)
+        return b
+
+    @property
+    def viewer_count(self) -> int:
+        return sum(1 for p in self.peers.values() if isinstance(p, ViewerPeer))
+
+    def _reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if self._on_reject is not None:
+            self._on_reject(reason)
+
+    # -- publishing --------------------------------------------------------------------------
+    async def publish(self, session_id: str, who: Staff | Host, offer: Offer) -> Publisher:
+        sess = await ensure_session(self.db, session_id)
+        if sess.status == "ended":
+            raise Conflict("the session has ended", code="session_ended")
+        identity = f"host:{who.staff_id}" if isinstance(who, Host) else f"staff:{who.staff_id}"
+        current = self.publishers.get(session_id)
+        if current is not None and not current.closed:
+            lost = current.state in ("failed", "closed", "disconnected") or current.stopped_media
+            if current.identity != identity and not lost:
+                self._reject("already_publishing")
+                raise Conflict("someone is already publishing this session", code="already_publishing")
+        broadcast = self.broadcast(session_id)
+        pub = Publisher(session_id, self.config(), broadcast, identity)
+        try:
+            pub.answer = await pub.start(offer)
+        except Exception:
+            await pub.pc.close()
+            raise
+        if current is not None and not current.closed:
+            current.on_end = None  # replaced: the new publisher takes over without an "away"
+            await current.close()
+        self.publishers[session_id] = pub
+        self.peers[pub.id] = pub
+        pub.on_end = self._publisher_ended
+        broadcast.keyframe_source = pub.request_keyframe
+        pub.pc.on("connectionstatechange", lambda: self._publisher_state(pub))
+        try:
+            await self.set_status(session_id, "live")
+        except Exception:
+            await self._drop(pub)
+            raise
+        return pub
+
+    def _publisher_state(self, pub: Publisher) -> None:
+        if pub.state == "connected" and self.broadcasts.get(pub.session_id) is pub.broadcast:
+            b = pub.broadcast
+            if b.host_away:
+                b.host_away = False
+                self._spawn(self.emit(pub.session_id, "status", {"status": "live", "host": "back"}))
+
+    async def _publisher_ended(self, peer: Peer) -> None:
+        assert isinstance(peer, Publisher)
+        self.peers.pop(peer.id, None)
+        if self.publishers.get(peer.session_id) is peer:
+            del self.publishers[peer.session_id]
+            b = peer.broadcast
+            b.keyframe_source = None
+            b.host_away = True
+            await self._emit(peer.session_id, {"status": "live", "host": "away"})
+            self._forget_if_idle(peer.session_id)
+
+    async def _emit(self, session_id: str, data: dict[str, Any]) -> None:
+        try:
+            await self.emit(session_id, "status", data)
+        except Exception:  # the room must never break the relay
+            log.exception("status event failed", extra={"session": session_id})
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- watching ----------------------------------------------------------------------------
+    async def watch(self, session_id: str, who: Principal | None, offer: Offer) -> ViewerPeer:
+        sess = await ensure_session(self.db, session_id)
+        if sess.kind == "private" or who is not None:
+            self._check_viewer(session_id, who)
+        if self.viewer_count >= self.max_viewers:
+            self._reject("capacity")
+            raise Unavailable("this relay is full; try again shortly", code="relay_full",
+                              headers={"Retry-After": "10"})
+        broadcast = self.broadcasts.get(session_id)
+        if broadcast is None or not broadcast.codecs:
+            self._reject("not_live")
+            raise Conflict("the host is not streaming yet", code="not_live", headers={"Retry-After": "3"})
+        viewer_id = who.viewer_id if isinstance(who, Viewer) else None
+        peer = ViewerPeer(session_id, self.config(), broadcast, viewer_id)
+        try:
+            peer.answer = await peer.start(offer)
+        except ValidationFailed:
+            self._reject("codec_unsupported")
+            await peer.pc.close()
+            raise
+        except Exception:
+            await peer.pc.close()
+            raise
+        self.peers[peer.id] = peer
+        peer.on_end = self._viewer_ended
+        return peer
+
+    def _check_viewer(self, session_id: str, who: Principal | None) -> None:
+        if who is None:
+            raise Unauthorized("this session is private: a viewer token is required", code="viewer_token_required")
+        if isinstance(who, Staff):
+            return
+        if who.session_id != session_id:
+            raise Forbidden("this token belongs to another session", code="wrong_session")
+
+    async def _viewer_ended(self, peer: Peer) -> None:
+        assert isinstance(peer, ViewerPeer)
+        self.peers.pop(peer.id, None)
+        peer.detach()
+        self._forget_if_idle(peer.session_id)
+
+    # -- resources ---------------------------------------------------------------------------
+    def resource(self, session_id: str, resource_id: str, kind: str) -> Peer:
+        peer = self.peers.get(resource_id)
+        if peer is None or peer.session_id != session_id or peer.kind != kind:
+            raise NotFound("no such WebRTC resource (it may have ended)", code="resource_not_found")
+        return peer
+
+    async def stop(self, session_id: str, resource_id: str, kind: str) -> None:
+        peer = self.resource(session_id, resource_id, kind)
+        await self._drop(peer)
+
+    async def _drop(self, peer: Peer) -> None:
+        await peer.close()
+        self.peers.pop(peer.id, None)
+
+    def _forget_if_idle(self, session_id: str) -> None:
+        b = self.broadcasts.get(session_id)
+        if b is None or session_id in self.publishers:
+            return
+        if not any(p.session_id == session_id for p in self.peers.values()):
+            b.close()
+            del self.broadcasts[session_id]
+
+    # -- stats -------------------------------------------------------------------------------
+    async def stream_stats(self, session_id: str, *, max_viewers: int = 500) -> dict[str, Any]:
+        b = self.broadcasts.get(session_id)
+        pub = self.publishers.get(session_id)
+        viewers = [p for p in self.peers.values() if isinstance(p, ViewerPeer) and p.session_id == session_id]
+        host = "publishing" if pub is not None else ("away" if b is not None and b.codecs else "none")
+        publisher: dict[str, Any] | None = None
+        if b is not None:
+            s = b.stats
+            publisher = {"codecs": dict(b.codecs), "video_bitrate": s.bitrate["video"],
+                         "audio_bitrate": s.bitrate["audio"], "bitrate": sum(s.bitrate.values()),
+                         "fps": s.fps, "width": s.width, "height": s.height, "keyframes": s.keyframes,
+                         "frames": s.frames_total, "keyframe_requests": b.keyframe_requests,
+                         "state": pub.state if pub is not None else None}
+            if pub is not None:
+                publisher.update(await pub.stats())
+        items = [await v.stats() for v in viewers[:max_viewers]]
+        return {"session_id": session_id, "host": host, "publisher": publisher,
+                "viewers": {"count": len(viewers), "items": items}}
+
+    async def reap(self, max_age: float = 30.0) -> int:
+        """Close peers that never connected (a closed tab before ICE finished)."""
+        now = time.monotonic()
+        stale = [p for p in self.peers.values()
+                 if p.state in ("new", "connecting") and now - p.created > max_age]
+        for peer in stale:
+            await self._drop(peer)
+        return len(stale)
+
+    async def close(self) -> None:
+        for peer in list(self.peers.values()):
+            peer.on_end = None
+            try:
+                await peer.close()
+            except Exception:
+                log.exception("closing a peer failed")
+        self.peers.clear()
+        self.publishers.clear()
+        for b in self.broadcasts.values():
+            b.close()
+        self.broadcasts.clear()
+        for task in self._tasks:
+            task.cancel()

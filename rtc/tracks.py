@@ -1,0 +1,77 @@
+"""The track a viewer's sender reads: already-encoded frames from a bounded queue.
+
+``RTCRtpSender`` packetises an ``av.Packet`` as is, so a viewer costs packetising and
+encryption only, whatever the resolution. A video viewer starts on a keyframe; when its
+queue overflows (a slow viewer) it drops what it holds and waits for the next keyframe
+instead of showing broken pictures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from rtc.frames import EncodedFrame
+
+
+class ViewerTrack(MediaStreamTrack):
+    def __init__(self, kind: str, codec: str, limit: int, on_overflow: Callable[[], None]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.codec = codec
+        self.limit = limit
+        self.on_overflow = on_overflow
+        self.waiting_keyframe = kind == "video"
+        self.frames_queued = 0
+        self.frames_dropped = 0
+        self.overflows = 0
+        self._queue: deque[av.Packet] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, frame: EncodedFrame, packet: av.Packet) -> None:
+        if frame.codec != self.codec:
+            self.frames_dropped += 1  # the host switched codec: this viewer cannot take it
+            return
+        if self.waiting_keyframe:
+            if not frame.keyframe:
+                self.frames_dropped += 1
+                return
+            self.waiting_keyframe = False
+        if len(self._queue) >= self.limit:
+            self.overflows += 1
+            self.frames_dropped += len(self._queue) + 1
+            self._queue.clear()
+            if self.kind == "video":
+                self.waiting_keyframe = True
+                self.on_overflow()
+                return
+        self._queue.append(packet)
+        self.frames_queued += 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
