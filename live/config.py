@@ -94,6 +94,13 @@ class Settings:
     relay_max_viewers: int = _setting(
         "VITRINE_RELAY_MAX_VIEWERS", 150, "Viewers one relay worker admits before answering 503."
     )
+    payment_providers: str = _setting(
+        "VITRINE_PAYMENT_PROVIDERS", "demo", "Comma-separated payment providers viewers may pay with (`demo`)."
+    )
+    order_hold_seconds: float = _setting(
+        "VITRINE_ORDER_HOLD_SECONDS", 120.0,
+        "How long an unpaid order holds its stock before it is released (crash recovery), seconds.",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
