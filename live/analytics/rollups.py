@@ -224,7 +224,7 @@ async def _flip(s: AsyncSession, flag: str, pairs: set[Pair]) -> list[tuple[str,
             .values({flag: True}).returning(t.c.session_id, t.c.associate_id))
     out: list[tuple[str, str | None]] = []
     for chunk in _chunks(sorted(pairs)):
-        out.extend((await s.execute(stmt, {"pairs": list(chunk)})).tuples().all())
+        out.extend((sid, assoc) for sid, assoc in (await s.execute(stmt, {"pairs": list(chunk)})).all())
     return out
 
 
