@@ -1,0 +1,82 @@
+// The room WebSocket: JSON arrays of events, resumed after a drop with ?after=<last id>.
+
+const FATAL = new Set([4401, 4403, 4404, 4410, 1008]);  // auth / forbidden / unknown / ended / policy
+
+export class Room {
+  /**
+   * @param {string} sessionId
+   * @param {() => string} token  returns the current token (viewer or host)
+   * @param {{onEvents: (events: object[]) => void, onState: (state: string, detail?: string) => void}} handlers
+   */
+  constructor(sessionId, token, handlers) {
+    this.sessionId = sessionId;
+    this.token = token;
+    this.onEvents = handlers.onEvents;
+    this.onState = handlers.onState;
+    this.onFatal = handlers.onFatal || (() => {});
+    this.lastId = null;
+    this.ws = null;
+    this.attempt = 0;
+    this.stopped = false;
+    this.outbox = [];
+  }
+
+  url() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const q = new URLSearchParams({ token: this.token() });
+    if (this.lastId !== null) q.set("after", String(this.lastId));
+    return `${proto}//${location.host}/ws/sessions/${encodeURIComponent(this.sessionId)}?${q}`;
+  }
+
+  connect() {
+    if (this.stopped) return;
+    this.onState(this.attempt ? "reconnecting" : "connecting");
+    let ws;
+    try { ws = new WebSocket(this.url()); } catch { this.retry(); return; }
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.onState("open");
+      for (const m of this.outbox.splice(0)) ws.send(m);
+    };
+    ws.onmessage = (msg) => {
+      let data;
+      try { data = JSON.parse(msg.data); } catch { return; }
+      const events = Array.isArray(data) ? data : [data];
+      for (const e of events) {
+        if (e && typeof e.id === "number" && (this.lastId === null || e.id > this.lastId)) this.lastId = e.id;
+      }
+      this.onEvents(events.filter((e) => e && typeof e === "object"));
+    };
+    ws.onclose = (ev) => {
+      this.ws = null;
+      if (this.stopped) return;
+      if (FATAL.has(ev.code)) {
+        this.stopped = true;
+        this.onState("closed", ev.reason || "");
+        this.onFatal(ev.code, ev.reason || "");
+        return;
+      }
+      this.retry();
+    };
+  }
+
+  retry() {
+    this.attempt += 1;
+    this.onState("reconnecting");
+    const base = Math.min(10000, 500 * 2 ** Math.min(this.attempt - 1, 5));
+    setTimeout(() => this.connect(), base / 2 + Math.random() * base / 2);
+  }
+
+  /** Send a frame now, or when the connection is back. */
+  send(frame) {
+    const text = JSON.stringify(frame);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(text);
+    else if (this.outbox.length < 20) this.outbox.push(text);
+  }
+
+  close() {
+    this.stopped = true;
+    if (this.ws) this.ws.close(1000);
+  }
+}

@@ -1,0 +1,286 @@
+// The host's studio: camera, go live (WHIP), products and pins, questions, chat moderation, counters.
+
+import { $, api, el, money, toast } from "./common.js";
+import { Room } from "./room.js";
+import { publish, unpublish } from "./rtc.js";
+import { HELLO, author, messageId, questionId, snapshot } from "./events.js";
+
+const body = document.body;
+const SID = body.dataset.session;
+const TOKEN = body.dataset.token;
+body.removeAttribute("data-token");  // keep it out of the DOM once read
+
+const state = {
+  stream: null, live: null, status: body.dataset.status, pinned: null,
+  products: [], questions: new Map(), revenueCurrency: null,
+};
+
+// ---- connection state -------------------------------------------------------------------
+const CONN_TEXT = {
+  connecting: "Connecting to the room…",
+  reconnecting: "Connection lost — reconnecting… (your stream keeps going)",
+  open: "Connected.",
+  closed: "Disconnected from the room. Reload the page to try again.",
+};
+function setConn(s, detail) {
+  const c = $("#conn");
+  c.dataset.state = s;
+  c.textContent = CONN_TEXT[s] + (detail ? ` (${detail})` : "");
+}
+
+function setStatus(status) {
+  if (!status) return;
+  state.status = status;
+  const b = $("#status-badge");
+  b.textContent = status;
+  b.dataset.state = status;
+  $("#go-live").disabled = status === "ended" || !!state.live;
+  $("#end-session").disabled = status === "ended";
+  if (status === "ended") $("#rtc-state").textContent = "This session has ended.";
+}
+
+// ---- camera -------------------------------------------------------------------------------
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [kind, select] of [["videoinput", $("#camera")], ["audioinput", $("#mic")]]) {
+    const current = select.value;
+    select.replaceChildren();
+    devices.filter((d) => d.kind === kind).forEach((d, i) => {
+      select.append(el("option", { value: d.deviceId }, d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`));
+    });
+    if (current) select.value = current;
+  }
+}
+
+async function openCamera() {
+  const cam = $("#camera").value, mic = $("#mic").value;
+  const constraints = {
+    video: { ...(cam ? { deviceId: { exact: cam } } : { facingMode: "environment" }), width: { ideal: 720 }, height: { ideal: 1280 } },
+    audio: mic ? { deviceId: { exact: mic } } : true,
+  };
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(constraints);
+  } catch (e) {
+    $("#preview-empty").textContent = `Camera unavailable: ${e.name || e.message}`;
+    $("#preview-empty").hidden = false;
+    return;
+  }
+  const old = state.stream;
+  state.stream = stream;
+  $("#preview").srcObject = stream;
+  $("#preview-empty").hidden = true;
+  if (state.live) {  // switch devices without dropping the broadcast
+    for (const sender of state.live.pc.getSenders()) {
+      const t = stream.getTracks().find((x) => sender.track && x.kind === sender.track.kind);
+      if (t) await sender.replaceTrack(t);
+    }
+  }
+  if (old) old.getTracks().forEach((t) => t.stop());
+  await listDevices();
+}
+
+async function goLive() {
+  if (!state.stream) await openCamera();
+  if (!state.stream) return;
+  const btn = $("#go-live");
+  btn.disabled = true;
+  $("#rtc-state").textContent = "Connecting the stream…";
+  try {
+    state.live = await publish(SID, state.stream, TOKEN);
+  } catch (e) {
+    btn.disabled = false;
+    $("#rtc-state").textContent = e.status === 404 || e.status === 405
+      ? "Live video is not available on this server yet."
+      : `Could not go live: ${e.detail || e.message}`;
+    return;
+  }
+  state.live.pc.addEventListener("connectionstatechange", () => {
+    const s = state.live && state.live.pc.connectionState;
+    if (!s) return;
+    $("#rtc-state").textContent = {
+      connected: "You are live.", connecting: "Connecting the stream…", disconnected: "Stream interrupted — reconnecting…",
+      failed: "The stream failed. Press Go live again.", closed: "Not streaming.",
+    }[s] || s;
+    if (s === "failed") { state.live = null; btn.disabled = false; $("#stop-stream").hidden = true; }
+  });
+  $("#rtc-state").textContent = "Stream sent; waiting for the connection…";
+  $("#stop-stream").hidden = false;
+  if (state.status !== "live") {
+    try { setStatus((await api(`/api/sessions/${SID}/start`, { method: "POST", token: TOKEN })).status); }
+    catch (e) { toast(`Could not start the session: ${e.detail}`); }
+  }
+}
+
+async function stopStream() {
+  const live = state.live;
+  state.live = null;
+  await unpublish(live, TOKEN);
+  $("#stop-stream").hidden = true;
+  $("#go-live").disabled = state.status === "ended";
+  $("#rtc-state").textContent = "Not streaming.";
+}
+
+async function endSession() {
+  if (!confirm("End this session for everyone?")) return;
+  await stopStream();
+  try {
+    setStatus((await api(`/api/sessions/${SID}/end`, { method: "POST", token: TOKEN })).status);
+  } catch (e) {
+    if (e.error === "session_ended") setStatus("ended"); else toast(`Could not end: ${e.detail}`);
+  }
+}
+
+// ---- products -----------------------------------------------------------------------------
+function renderProducts() {
+  const list = $("#products");
+  list.replaceChildren(...state.products.map((p) => {
+    const pinned = state.pinned === p.id;
+    const img = el("img", { alt: "", src: p.image_url || undefined, loading: "lazy" });
+    const actions = el("div", { class: "p-actions" },
+      el("button", {
+        type: "button", class: pinned ? "small" : "small primary", "aria-pressed": pinned ? "true" : "false",
+        onclick: () => room.send(pinned ? { type: "unpin" } : { type: "pin", product_id: p.id }),
+      }, pinned ? "Unpin" : "Pin"),
+      el("button", { type: "button", class: "small", onclick: () => startDeal(p) }, "Start deal"));
+    return el("li", { class: pinned ? "pinned" : "", dataset: { product: p.id } },
+      img, el("div", {}, el("div", { class: "p-title" }, p.title), el("div", { class: "muted small" }, money(p.price, p.currency))),
+      actions);
+  }));
+}
+
+async function loadProducts() {
+  try {
+    const data = await api(`/api/sessions/${SID}/products`, { token: TOKEN });
+    const items = Array.isArray(data) ? data : (data.items || data.products || []);
+    state.products = items.map((p) => ({ ...p, id: p.id ?? p.product_id, price: p.price ?? p.price_minor }));
+    $("#products-state").textContent = state.products.length ? "" : "No products in this session.";
+  } catch (e) {
+    $("#products-state").textContent = e.status === 404 && e.error === "not_found"
+      ? "The product list is not available on this server yet."
+      : `Could not load products: ${e.detail}`;
+  }
+  renderProducts();
+}
+
+async function startDeal(p) {
+  const minutes = Number(prompt(`Flash deal on “${p.title}”: how many minutes?`, "5"));
+  if (!minutes || minutes <= 0) return;
+  const pct = Number(prompt("Discount, percent off?", "20"));
+  if (!pct || pct <= 0 || pct >= 100) return;
+  const price = Math.round((p.price * (100 - pct)) / 100);
+  try {
+    await api(`/api/sessions/${SID}/deals`, {
+      method: "POST", token: TOKEN,
+      body: { product_id: p.id, price, duration_s: Math.round(minutes * 60) },
+    });
+    toast("Deal started.");
+  } catch (e) {
+    toast(e.status === 404 && e.error === "not_found" ? "Deals are not available on this server yet." : `Could not start the deal: ${e.detail}`);
+  }
+}
+
+// ---- questions ----------------------------------------------------------------------------
+function upsertQuestion(e) {
+  const id = questionId(e);
+  if (id === undefined) return;
+  const old = state.questions.get(id) || {};
+  state.questions.set(id, { ...old, ...e, id, votes: e.votes ?? old.votes ?? 0 });
+}
+
+function renderQuestions() {
+  const items = [...state.questions.values()].sort((a, b) =>
+    (a.answered ? 1 : 0) - (b.answered ? 1 : 0) || (b.votes || 0) - (a.votes || 0) || a.ts - b.ts);
+  $("#questions").replaceChildren(...items.map((q) => el("li", { class: q.answered ? "answered" : "", dataset: { question: q.id } },
+    el("span", { class: "votes", "aria-label": `${q.votes || 0} votes` }, String(q.votes || 0)),
+    el("span", { class: "q-text" }, el("strong", {}, `${author(q)}: `), q.text || ""),
+    q.answered ? el("span", { class: "muted small" }, "Answered")
+      : el("button", { type: "button", class: "small", onclick: () => room.send({ type: "answer", question_id: q.id }) }, "Answered"))));
+  $("#questions-empty").hidden = items.length > 0;
+}
+
+// ---- chat ---------------------------------------------------------------------------------
+function addChat(e) {
+  const id = messageId(e);
+  const list = $("#chat");
+  const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 20;
+  const mod = e.viewer_id ? el("span", { class: "mod" },
+    el("button", { type: "button", "aria-label": `Delete message from ${author(e)}`, onclick: () => room.send({ type: "delete", message_id: id }) }, "Delete"),
+    el("button", { type: "button", "aria-label": `Mute ${author(e)} for 10 minutes`, onclick: () => room.send({ type: "mute", viewer_id: e.viewer_id, minutes: 10 }) }, "Mute"),
+    el("button", { type: "button", "aria-label": `Ban ${author(e)}`, onclick: () => { if (confirm(`Ban ${author(e)} from this session?`)) room.send({ type: "ban", viewer_id: e.viewer_id }); } }, "Ban")) : null;
+  list.append(el("li", { dataset: { message: id } }, el("span", { class: "who" }, author(e)), el("span", { class: "msg" }, e.text || ""), mod));
+  while (list.children.length > 300) list.firstElementChild.remove();
+  if (stick) list.scrollTop = list.scrollHeight;
+}
+
+function deleteChat(e) {
+  const id = e.message_id ?? e.chat_id;
+  const li = $(`#chat li[data-message="${CSS.escape(String(id))}"]`);
+  if (!li) return;
+  li.classList.add("deleted");
+  li.querySelector(".msg").textContent = "message deleted";
+  const mod = li.querySelector(".mod");
+  if (mod) mod.remove();
+}
+
+// ---- room events --------------------------------------------------------------------------
+function setCounters(c) {
+  if (c.viewers !== undefined) $("#count-viewers").textContent = String(c.viewers);
+  if (c.orders !== undefined) $("#count-orders").textContent = String(c.orders);
+  const revenue = c.revenue ?? c.revenue_minor;
+  if (revenue !== undefined) $("#count-revenue").textContent = money(revenue, c.currency || state.revenueCurrency || "EUR");
+}
+
+function onEvents(events) {
+  let qdirty = false;
+  for (const e of events) {
+    if (HELLO.has(e.type)) {
+      const s = snapshot(e);
+      setStatus(s.status);
+      if (s.viewers !== undefined) setCounters({ viewers: s.viewers });
+      if (s.counters) setCounters(s.counters);
+      state.pinned = s.pin ? (s.pin.product_id ?? s.pin.id) : null;
+      for (const q of s.questions) upsertQuestion(q);
+      if (s.chat.length) { $("#chat").replaceChildren(); s.chat.forEach(addChat); }
+      qdirty = true;
+      renderProducts();
+      continue;
+    }
+    switch (e.type) {
+      case "chat": addChat(e); break;
+      case "chat_deleted": deleteChat(e); break;
+      case "question": case "question_updated": upsertQuestion(e); qdirty = true; break;
+      case "pin": state.pinned = e.product_id ?? (e.card && e.card.product_id); renderProducts(); break;
+      case "unpin": state.pinned = null; renderProducts(); break;
+      case "presence": setCounters({ viewers: e.viewers }); break;
+      case "counters": setCounters(e); break;
+      case "status": setStatus(e.status); break;
+      case "error": toast(e.detail || e.error); break;
+      default: break;
+    }
+  }
+  if (qdirty) renderQuestions();
+}
+
+const room = new Room(SID, () => TOKEN, { onEvents, onState: setConn });
+
+// ---- wiring -------------------------------------------------------------------------------
+$("#go-live").addEventListener("click", goLive);
+$("#stop-stream").addEventListener("click", stopStream);
+$("#end-session").addEventListener("click", endSession);
+$("#camera").addEventListener("change", openCamera);
+$("#mic").addEventListener("change", openCamera);
+$("#chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = $("#chat-text");
+  const text = input.value.trim();
+  if (!text) return;
+  room.send({ type: "chat", text });
+  input.value = "";
+});
+window.addEventListener("pagehide", () => { if (state.live) unpublish(state.live, TOKEN); });
+
+setStatus(state.status);
+room.connect();
+loadProducts();
+openCamera();

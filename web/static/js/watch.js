@@ -1,0 +1,417 @@
+// The viewer's live page: join, video (WHEP), chat, questions, reactions, the pinned card and Buy.
+
+import { $, api, clock, el, money, randomKey } from "./common.js";
+import { Room } from "./room.js";
+import { watch as startWatching } from "./rtc.js";
+import { HELLO, author, messageId, questionId, snapshot } from "./events.js";
+
+const SID = document.body.dataset.session;
+const params = new URLSearchParams(location.search);
+const REACTIONS = { heart: "❤️", fire: "🔥", clap: "👏", wow: "😮", like: "👍" };
+
+const state = {
+  token: null, viewerId: null, status: null, scheduledAt: null, hostAway: false,
+  card: null, deal: null, questions: new Map(), video: null, videoTimer: 0, buying: null, countdown: 0,
+};
+let room = null;
+
+// ---- full-page states ---------------------------------------------------------------------
+function showState(title, text, { invite = false, countdownTo = null, soft = false } = {}) {
+  const box = $("#state");
+  $("#state-title").textContent = title;
+  $("#state-text").textContent = text;
+  $("#invite-form").hidden = !invite;
+  if (soft) box.dataset.soft = ""; else delete box.dataset.soft;
+  clearInterval(state.countdown);
+  const cd = $("#state-countdown");
+  cd.hidden = countdownTo === null;
+  if (countdownTo !== null) {
+    const tick = () => {
+      const left = countdownTo - Date.now();
+      cd.textContent = left > 0 ? clock(left) : "Starting soon…";
+    };
+    tick();
+    state.countdown = setInterval(tick, 1000);
+  }
+  box.hidden = false;
+  if (invite) $("#invite-code").focus();
+}
+function hideState() { clearInterval(state.countdown); $("#state").hidden = true; }
+
+function render() {
+  $("#live-badge").hidden = state.status !== "live";
+  if (state.status === "ended") {
+    showState("This live has ended", "Thank you for watching.");
+  } else if (state.status === "scheduled") {
+    const at = state.scheduledAt;
+    showState("Starting soon", at ? `The show starts at ${new Date(at).toLocaleString()}.` : "The host has not started yet.",
+      { countdownTo: at && at > Date.now() ? at : null });
+  } else if (state.hostAway) {
+    showState("Host reconnecting…", "The host lost their connection. Stay here: the show resumes by itself.", { soft: true });
+  } else {
+    hideState();
+  }
+}
+
+const CONN_TEXT = { connecting: "", open: "", reconnecting: "Connection lost — reconnecting…", closed: "Disconnected. Reload to rejoin." };
+function setConn(s) {
+  const c = $("#conn");
+  c.dataset.state = s;
+  c.textContent = CONN_TEXT[s] || "";
+}
+
+// ---- joining ------------------------------------------------------------------------------
+const JOIN_ERRORS = {
+  invite_required: ["By invitation only", "This live session is private. Enter the code from your invitation.", true],
+  invite_invalid: ["Invitation not valid", "This invitation is not valid for this session. Check the link or enter the code again.", true],
+  session_full: ["This session is full", "All seats for this private session are taken.", false],
+  banned: ["You cannot join", "You have been removed from this session.", false],
+  session_ended: ["This live has ended", "Thank you for your interest.", false],
+  session_not_found: ["No such live", "This live session does not exist.", false],
+};
+
+async function join(invite) {
+  try {
+    const out = await api(`/api/sessions/${SID}/viewers`, { method: "POST", body: invite ? { invite } : {} });
+    state.token = out.token;
+    state.viewerId = out.viewer_id;
+    document.body.classList.add("joined");
+    return true;
+  } catch (e) {
+    const [title, text, askInvite] = JOIN_ERRORS[e.error] || ["Cannot join", e.detail || "Please try again later.", false];
+    showState(title, text, { invite: askInvite });
+    return false;
+  }
+}
+
+async function start(invite) {
+  if (!(await join(invite))) return;
+  try {
+    const s = await api(`/api/sessions/${SID}`, { token: state.token });
+    $("#title").textContent = s.title;
+    document.title = `${s.title} · Live`;
+    state.status = s.status;
+    state.scheduledAt = s.scheduled_at;
+  } catch { /* the room's first frame carries the status too */ }
+  render();
+  room = new Room(SID, () => state.token, { onEvents, onState: setConn, onFatal: onRoomClosed });
+  room.connect();
+  if (state.status === "live") startVideo();
+}
+
+function onRoomClosed(code, reason) {
+  if (code === 4403 || code === 1008) showState("You cannot join", reason || "You have been removed from this session.");
+}
+
+// ---- video --------------------------------------------------------------------------------
+async function startVideo() {
+  if (state.video || !state.token || state.status === "ended") return;
+  clearTimeout(state.videoTimer);
+  const video = $("#video");
+  try {
+    state.video = await startWatching(SID, state.token, (stream) => {
+      if (video.srcObject !== stream) video.srcObject = stream;
+      video.play().then(() => { $("#unmute").hidden = !video.muted; }).catch(() => { $("#unmute").hidden = false; });
+    });
+    state.video.pc.addEventListener("connectionstatechange", () => {
+      const s = state.video && state.video.pc.connectionState;
+      if (s === "failed" || s === "closed") retryVideo();
+    });
+  } catch (e) {
+    state.video = null;
+    if (e.status !== 403) retryVideo();  // host not publishing yet / relay busy: try again shortly
+  }
+}
+function retryVideo(ms = 2000) {
+  if (state.video) { state.video.pc.close(); state.video = null; }
+  clearTimeout(state.videoTimer);
+  if (state.status === "live") state.videoTimer = setTimeout(startVideo, ms);
+}
+
+$("#unmute").addEventListener("click", () => {
+  const v = $("#video");
+  v.muted = false;
+  v.play().catch(() => {});
+  $("#unmute").hidden = true;
+});
+
+// ---- chat, questions, reactions -----------------------------------------------------------
+function addChat(e) {
+  const list = $("#chat");
+  list.append(el("li", { dataset: { message: messageId(e) } }, el("span", { class: "who" }, author(e)), e.text || ""));
+  while (list.children.length > 60) list.firstElementChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+function deleteChat(e) {
+  const id = e.message_id ?? e.chat_id;
+  const li = $(`#chat li[data-message="${CSS.escape(String(id))}"]`);
+  if (li) li.remove();
+}
+
+function upsertQuestion(e) {
+  const id = questionId(e);
+  if (id === undefined) return;
+  const old = state.questions.get(id) || {};
+  state.questions.set(id, { ...old, ...e, id, votes: e.votes ?? old.votes ?? 0, voted: old.voted || e.voted });
+}
+function renderQuestions() {
+  const items = [...state.questions.values()].sort((a, b) => (b.votes || 0) - (a.votes || 0) || a.ts - b.ts);
+  $("#question-list").replaceChildren(...items.map((q) => el("li", { class: q.answered ? "answered" : "" },
+    el("span", { class: "q-text" }, q.text || ""),
+    el("button", {
+      type: "button", class: "small", disabled: q.voted || q.answered, "aria-label": `Vote for this question, ${q.votes || 0} votes`,
+      onclick: () => { room.send({ type: "vote", question_id: q.id }); q.voted = true; renderQuestions(); },
+    }, `▲ ${q.votes || 0}`))));
+}
+
+function flyReaction(kind) {
+  const box = $("#reactions-fly");
+  if (box.children.length > 20) return;
+  const s = el("span", {}, REACTIONS[kind] || "❤️");
+  s.style.right = `${Math.round(Math.random() * 24)}px`;
+  box.append(s);
+  setTimeout(() => s.remove(), 2600);
+}
+
+// ---- the pinned card and buying -----------------------------------------------------------
+function price() {
+  const c = state.card;
+  if (!c) return null;
+  const deal = state.deal && state.deal.product_id === (c.product_id ?? c.id) ? state.deal : c.deal;
+  return deal && deal.price !== undefined && (!deal.ends_at || deal.ends_at > Date.now()) ? deal.price : c.price;
+}
+
+function renderCard() {
+  const c = state.card;
+  $("#card").hidden = !c;
+  if (!c) return;
+  const img = $("#card-img");
+  if (c.image_url) img.src = c.image_url; else img.removeAttribute("src");
+  $("#card-title").textContent = c.title || "";
+  const now = price();
+  $("#card-price").textContent = money(now, c.currency);
+  $("#card-was").hidden = now === c.price;
+  $("#card-was").textContent = money(c.price, c.currency);
+  const select = $("#card-variant");
+  const variants = c.variants || [];
+  select.hidden = variants.length === 0;
+  select.replaceChildren(...variants.map((v) => {
+    const available = v.available ?? (v.stock === undefined ? true : v.stock > 0);
+    const label = v.label || v.name || [v.size, v.color].filter(Boolean).join(" · ") || v.id;
+    return el("option", { value: v.id ?? v.variant_id, disabled: !available }, available ? label : `${label} (sold out)`);
+  }));
+  const firstOk = variants.find((v) => (v.available ?? (v.stock === undefined || v.stock > 0)));
+  if (firstOk) select.value = firstOk.id ?? firstOk.variant_id;
+  const soldOut = variants.length > 0 && !firstOk;
+  $("#buy").disabled = soldOut;
+  $("#buy").textContent = soldOut ? "Sold out" : "Buy";
+  $("#buy").setAttribute("aria-label", soldOut ? "Sold out" : `Buy ${c.title || ""} for ${money(now, c.currency)}`);
+}
+
+function confirmOrder(order) {
+  const total = order.total ?? order.amount ?? order.total_minor;
+  const box = $("#confirm");
+  box.textContent = `✓ Order confirmed${order.id ? ` (${order.id})` : ""}${total !== undefined ? ` — ${money(total, order.currency || state.card.currency)}` : ""}. Thank you!`;
+  box.hidden = false;
+  setTimeout(() => { box.hidden = true; }, 8000);
+}
+
+async function placeOrder() {
+  const c = state.card;
+  const b = state.buying;
+  const variant = $("#card-variant").hidden ? undefined : $("#card-variant").value;
+  const item = { product_id: c.product_id ?? c.id, qty: 1 };
+  if (variant) item.variant_id = variant;
+  return api("/api/orders", {
+    method: "POST", token: state.token, headers: { "idempotency-key": b.key },
+    body: { session_id: SID, items: [item] },
+  });
+}
+
+async function buy() {
+  if (!state.card || state.buying) return;
+  state.buying = { key: randomKey() };
+  $("#buy").disabled = true;
+  try {
+    confirmOrder(await placeOrder());
+    state.buying = null;
+  } catch (e) {
+    if (e.error === "profile_required") {  // first purchase: ask once, then this same order goes through
+      openProfile();
+      return;
+    }
+    state.buying = null;
+    showBuyError(e);
+  } finally {
+    if (!state.buying) $("#buy").disabled = false;
+  }
+}
+
+function showBuyError(e) {
+  const box = $("#confirm");
+  box.textContent = e.error === "not_found" && e.status === 404 ? "Buying is not available on this server yet."
+    : `Could not buy: ${e.detail || e.message}`;
+  box.hidden = false;
+  setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+function openProfile() {
+  $("#profile-error").textContent = "";
+  $("#profile").showModal();
+  $("#p-name").focus();
+}
+function closeProfile() {
+  $("#profile").close();
+  state.buying = null;
+  $("#buy").disabled = false;
+}
+
+function profileBody(form) {
+  const v = (n) => form.elements[n].value.trim();
+  const out = { name: v("name"), payment: { provider: "demo", card_number: v("card_number").replace(/\s+/g, "") } };
+  if (v("email")) out.email = v("email");
+  if (v("phone")) out.phone = v("phone");
+  out.delivery = form.elements.delivery.value === "ship"
+    ? { method: "ship", address: { line1: v("line1"), postcode: v("postcode"), city: v("city"), country: v("country").toUpperCase() } }
+    : { method: "collect" };
+  return out;
+}
+
+async function submitProfile(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  if (!form.elements.name.value.trim()) {
+    $("#profile-error").textContent = "Please enter your name.";
+    form.elements.name.focus();
+    return;
+  }
+  $("#profile-submit").disabled = true;
+  try {
+    await api("/api/me/profile", { method: "PUT", token: state.token, body: profileBody(form) });
+    const order = await placeOrder();
+    $("#profile").close();
+    state.buying = null;
+    $("#buy").disabled = false;
+    confirmOrder(order);
+  } catch (e) {
+    $("#profile-error").textContent = e.detail || e.message;
+  } finally {
+    $("#profile-submit").disabled = false;
+  }
+}
+
+function showTicker(e) {
+  const t = $("#ticker");
+  const who = e.name || e.buyer || "Someone";
+  const where = e.city ? ` in ${e.city}` : "";
+  t.textContent = `🛍 ${who}${where} just bought ${e.title || e.product_title || "this"}`;
+  t.hidden = false;
+  clearTimeout(showTicker.timer);
+  showTicker.timer = setTimeout(() => { t.hidden = true; }, 5000);
+}
+
+function setDeal(d) {
+  state.deal = d;
+  clearInterval(setDeal.timer);
+  const box = $("#deal");
+  if (!d || !d.ends_at) { box.hidden = true; renderCard(); return; }
+  const tick = () => {
+    const left = d.ends_at - Date.now();
+    if (left <= 0) { setDeal(null); return; }
+    $("#deal-time").textContent = clock(left);
+  };
+  $("#deal-label").textContent = d.title ? `Deal: ${d.title}` : "Flash deal ends in";
+  box.hidden = false;
+  tick();
+  setDeal.timer = setInterval(tick, 500);
+  renderCard();
+}
+
+// ---- room events --------------------------------------------------------------------------
+function setStatus(status, host) {
+  const before = state.status;
+  if (status) state.status = status;
+  if (host) state.hostAway = host === "away";
+  if (state.status === "live" && (before !== "live" || host === "present")) retryVideo(0);
+  if (state.status === "ended" && state.video) { state.video.pc.close(); state.video = null; }
+  render();
+}
+
+function onEvents(events) {
+  let qdirty = false;
+  for (const e of events) {
+    if (HELLO.has(e.type)) {
+      const s = snapshot(e);
+      if (s.viewers !== undefined) $("#viewers").textContent = String(s.viewers);
+      state.card = s.pin && (s.pin.card || s.pin);
+      if (s.deal) setDeal(s.deal);
+      for (const q of s.questions) upsertQuestion(q);
+      if (s.chat.length) { $("#chat").replaceChildren(); s.chat.forEach(addChat); }
+      renderCard();
+      setStatus(s.status, s.host);
+      qdirty = true;
+      continue;
+    }
+    switch (e.type) {
+      case "chat": addChat(e); break;
+      case "chat_deleted": deleteChat(e); break;
+      case "question": case "question_updated": upsertQuestion(e); qdirty = true; break;
+      case "reaction": flyReaction(e.kind); break;
+      case "pin": state.card = e.card || e; renderCard(); break;
+      case "unpin": state.card = null; renderCard(); break;
+      case "presence": $("#viewers").textContent = String(e.viewers ?? 0); break;
+      case "status": setStatus(e.status, e.host); break;
+      case "deal_started": setDeal(e.deal || e); break;
+      case "deal_ended": setDeal(null); break;
+      case "purchase": showTicker(e); break;
+      case "error": {
+        const c = $("#conn");
+        c.textContent = e.detail || e.error;
+        setTimeout(() => { if (c.textContent === (e.detail || e.error)) c.textContent = ""; }, 4000);
+        break;
+      }
+      default: break;
+    }
+  }
+  if (qdirty) renderQuestions();
+}
+
+// ---- wiring -------------------------------------------------------------------------------
+$("#chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("#chat-text").value.trim();
+  if (!text || !room) return;
+  room.send({ type: "chat", text });
+  $("#chat-text").value = "";
+});
+$("#open-questions").addEventListener("click", () => { renderQuestions(); $("#questions").showModal(); });
+$("#question-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("#question-text").value.trim();
+  if (!text || !room) return;
+  room.send({ type: "question", text });
+  $("#question-text").value = "";
+});
+for (const b of document.querySelectorAll(".react")) {
+  b.addEventListener("click", () => { if (room) room.send({ type: "react", kind: b.dataset.kind }); flyReaction(b.dataset.kind); });
+}
+$("#questions [data-close]").addEventListener("click", () => $("#questions").close());
+$("#profile [data-close]").addEventListener("click", closeProfile);
+$("#profile").addEventListener("cancel", () => { state.buying = null; $("#buy").disabled = false; });
+$("#profile-form").addEventListener("submit", submitProfile);
+for (const r of document.querySelectorAll('input[name="delivery"]')) {
+  r.addEventListener("change", () => { $("#address").hidden = $("#profile-form").elements.delivery.value !== "ship"; });
+}
+$("#buy").addEventListener("click", buy);
+$("#invite-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const code = $("#invite-code").value.trim();
+  if (!code) return;
+  const url = new URL(location.href);
+  url.searchParams.set("invite", code);
+  history.replaceState(null, "", url);
+  hideState();
+  start(code);
+});
+
+start(params.get("invite") || undefined);
