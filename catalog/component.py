@@ -1,39 +1,61 @@
-"""Catalog component: product routes."""
+"""Catalog component: products, stock, profiles, carts, one-tap orders, payments and flash deals.
+
+Its lifespan puts on ``app.state``: ``payments`` (provider name → PaymentProvider),
+``checkout`` (:class:`catalog.checkout.Checkout`), ``deals`` (:class:`catalog.deals.Deals`) and
+``catalog_signals``; and runs one sweeper task that settles orders left pending past their hold
+and ends overdue deals (deal timers run in the process too).
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from catalog import products
-from live.api import doc
-from live.auth import require_staff
-from live.http import JSON, json_body
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
+from catalog.checkout import Checkout
+from catalog.deals import Deals
+from catalog.payments import make_providers
+from catalog.routes import deals, products, shop
+from catalog.signals import Signals
 
-@doc("List products (`?store_id=`)", auth="staff")
-async def list_products(request: Request) -> Response:
-    require_staff(request)
-    return JSON(await products.list_products(request.app.state.db, store_id=request.query_params.get("store_id")))
-
-
-@doc("Create a product `{title, price, currency, store_id?, description?, image_url?}`", auth="staff",
-     body={"type": "object", "required": ["title", "price", "currency"]}, responses={201: "created"})
-async def create_product(request: Request) -> Response:
-    require_staff(request, "admin", "marketer")
-    return JSON(await products.create_product(request.app.state.db, await json_body(request)), status_code=201)
+log = logging.getLogger("vitrine.catalog")
+SWEEP_SECONDS = 5.0
 
 
-@doc("Show one product", auth="staff", responses={404: "unknown product"})
-async def get_product(request: Request) -> Response:
-    require_staff(request)
-    return JSON(await products.get_product(request.app.state.db, request.path_params["id"]))
+async def _sweep(checkout: Checkout, deal_service: Deals, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await checkout.recover()
+            await deal_service.end_finished()
+        except Exception:
+            log.exception("catalog sweep failed")
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    st = app.state
+    st.payments = make_providers(st.settings.payment_providers, st.db)
+    st.catalog_signals = signals = Signals(st)
+    st.deals = deal_service = Deals(st.db, signals)
+    st.checkout = checkout = Checkout(st.db, st.payments, signals, hold_seconds=st.settings.order_hold_seconds)
+    checkout.deals_to_check = deal_service.end_finished
+    await deal_service.schedule_running()
+    every = min(SWEEP_SECONDS, max(0.05, st.settings.order_hold_seconds / 4))
+    sweeper = asyncio.create_task(_sweep(checkout, deal_service, every), name="catalog-sweep")
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await deal_service.close()
 
 
 def routes() -> list[BaseRoute]:
-    return [
-        Route("/api/products", list_products, methods=["GET"]),
-        Route("/api/products", create_product, methods=["POST"]),
-        Route("/api/products/{id}", get_product, methods=["GET"]),
-    ]
+    return [*products.routes(), *shop.routes(), *deals.routes()]

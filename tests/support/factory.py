@@ -30,3 +30,31 @@ def build_world(server: LiveServer, admin_token: str) -> dict[str, Any]:
         w["public"] = post("/api/sessions", {"title": "Spring collection", "kind": "public", **common})
         w["private"] = post("/api/sessions", {"title": "VIP preview", "kind": "private", "capacity": 3, **common})
     return w
+
+
+def set_stock(server: LiveServer, admin_token: str, product: dict[str, Any], store_id: str, quantity: int,
+              variant_id: str | None = None) -> dict[str, Any]:
+    """Set a store's stock of a product's variant (its only variant when ``variant_id`` is None)."""
+    body: dict[str, Any] = {"store_id": store_id, "quantity": quantity}
+    if variant_id is not None:
+        body["variant_id"] = variant_id
+    with server.client(admin_token) as c:
+        r = c.put(f"/api/products/{product['id']}/stock", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def join_buyer(server: LiveServer, session_id: str, *, invite: str | None = None,
+               card: str | None = "4242424242424242", delivery: dict[str, Any] | None = None) -> str:
+    """A new viewer of a session (a fresh browser) with a saved one-tap profile; returns its token."""
+    with server.client() as browser:
+        r = browser.post(f"/api/sessions/{session_id}/viewers", json={"invite": invite} if invite else {})
+        assert r.status_code == 201, r.text
+        token: str = r.json()["token"]
+    if card is not None:
+        with server.client(token) as c:
+            r = c.put("/api/me/profile", json={"name": "Wang Fang", "email": "wf@example.com",
+                                               "delivery": delivery or {"method": "collect"},
+                                               "payment": {"provider": "demo", "card_number": card}})
+            assert r.status_code == 200, r.text
+    return token
