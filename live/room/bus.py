@@ -1,0 +1,102 @@
+"""The event bus: assigns each session's event ids and carries events to every process's hub.
+
+Chosen once at start-up (like LiveKit's local vs Redis routing): :class:`LocalBus` when
+``REDIS_URL`` is empty, :class:`live.room.redis_bus.RedisBus` otherwise. Both keep the
+``replay_buffer`` most recent events of a session so a reconnecting client resumes without a
+database read; ids are seeded from the largest stored id so they keep increasing across
+restarts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from itertools import islice
+from typing import Any, Protocol
+
+from live.db import Database, now_ms
+from live.room import store
+from live.room.events import Event
+
+Deliver = Callable[[Event], None]
+
+
+class EventBus(Protocol):
+    name: str
+
+    async def start(self, deliver: Deliver) -> None:
+        """Begin delivering the events of watched sessions to ``deliver`` (in id order)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
+        """Assign the next id and a timestamp, buffer the event and fan it out to every process."""
+
+    async def last_id(self, session_id: str) -> int:
+        """The last id assigned in this session (0 if none)."""
+
+    async def recent(self, session_id: str, after: int) -> list[Event]:
+        """The buffered events with ``id > after``, in order (older ones may have been trimmed)."""
+
+    async def watch(self, session_id: str) -> int:
+        """This process has local connections for the session: deliver its events after the
+        returned id from now on."""
+
+    def unwatch(self, session_id: str) -> None: ...
+
+
+class LocalBus:
+    """One process: an in-memory counter and ring buffer per session."""
+
+    name = "local"
+
+    def __init__(self, db: Database, buffer_size: int) -> None:
+        self.db, self.buffer_size = db, buffer_size
+        self._seq: dict[str, int] = {}
+        self._ring: dict[str, deque[Event]] = {}
+        self._deliver: Deliver | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def close(self) -> None:
+        self._deliver = None
+
+    async def ping(self) -> bool:
+        return True
+
+    async def _seed(self, session_id: str) -> None:
+        if session_id not in self._seq:
+            seed = await store.max_event_id(self.db, session_id)
+            self._seq.setdefault(session_id, seed)
+
+    async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
+        await self._seed(session_id)
+        self._seq[session_id] += 1
+        ev = Event(session_id, self._seq[session_id], type, now_ms(), data, audience)
+        ring = self._ring.get(session_id)
+        if ring is None:
+            ring = self._ring[session_id] = deque(maxlen=self.buffer_size)
+        ring.append(ev)
+        if self._deliver is not None:
+            self._deliver(ev)
+        return ev
+
+    async def last_id(self, session_id: str) -> int:
+        await self._seed(session_id)
+        return self._seq[session_id]
+
+    async def recent(self, session_id: str, after: int) -> list[Event]:
+        ring = self._ring.get(session_id)
+        if not ring or ring[-1].id <= after:
+            return []
+        start = max(0, len(ring) - (ring[-1].id - after))  # ids in the ring are consecutive
+        return list(islice(ring, start, None))
+
+    async def watch(self, session_id: str) -> int:
+        return await self.last_id(session_id)
+
+    def unwatch(self, session_id: str) -> None:
+        return None

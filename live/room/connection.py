@@ -1,0 +1,115 @@
+"""One room WebSocket's output side: a bounded queue of ready-made frames and its writer task.
+
+The hub never awaits a socket: it appends the same pre-serialised text to every connection's
+queue. A connection whose queue is full has fallen behind; it is closed (code 4408) and the
+client resumes with ``after``. uvicorn's ``send`` only suspends while the transport is paused
+(the peer is not reading), so the writer drains quickly in the common case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import Send
+
+from live.room.events import Event
+
+CLOSE_SEND_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+class Connection:
+    """``role`` is ``viewer``, ``host`` or ``staff``; ``actor_id`` the viewer id or staff id."""
+
+    __slots__ = ("_wake", "aborted", "actor_id", "closing", "last_id", "limit", "name", "pending",
+                 "protocol", "queue", "replaying", "role", "send", "session_id", "task", "viewer_id", "writer")
+
+    def __init__(self, send: Send, *, session_id: str, role: str, actor_id: str, name: str,
+                 limit: int) -> None:
+        self.send, self.session_id, self.role, self.actor_id, self.name = send, session_id, role, actor_id, name
+        self.viewer_id: str | None = actor_id if role == "viewer" else None
+        self.limit = limit
+        self.queue: deque[str | Close] = deque()
+        self._wake = asyncio.Event()
+        self.last_id = 0
+        self.replaying = True  # live events go to ``pending`` until the replay is sent
+        self.pending: list[Event] = []
+        self.closing = False
+        self.aborted = False
+        self.writer: asyncio.Task[None] | None = None
+        self.protocol: Any = None  # the connection's RoomProtocol (mutes update it)
+        self.task: asyncio.Task[Any] | None = asyncio.current_task()
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role != "viewer"
+
+    def sees(self, ev: Event) -> bool:
+        return ev.audience == "all" or (ev.audience == "staff" and self.role != "viewer")
+
+    def push(self, text: str) -> bool:
+        """Queue a frame; False when the queue is full (the caller closes the connection)."""
+        if self.closing:
+            return True
+        if len(self.queue) >= self.limit:
+            return False
+        self.queue.append(text)
+        self._wake.set()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Drop what is queued and close with ``code`` once the socket accepts a frame."""
+        if self.closing:
+            return
+        self.closing = True
+        self.queue.clear()
+        self.queue.append(Close(code, reason))
+        self._wake.set()
+
+    def start(self) -> None:
+        self.writer = asyncio.create_task(self._write(), name=f"room-writer-{self.actor_id}")
+
+    async def _write(self) -> None:
+        send = self.send
+        queue = self.queue
+        try:
+            while True:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                item = queue.popleft()
+                if isinstance(item, Close):
+                    await self._send_close(item)
+                    return
+                await send({"type": "websocket.send", "text": item})
+        except OSError:
+            self.closing = True
+        except Exception as exc:  # uvicorn's ClientDisconnected when the peer went away
+            if type(exc).__name__ != "ClientDisconnected":
+                raise
+            self.closing = True
+
+    async def _send_close(self, item: Close) -> None:
+        try:
+            await asyncio.wait_for(self.send({"type": "websocket.close", "code": item.code,
+                                              "reason": item.reason}), CLOSE_SEND_TIMEOUT)
+        except TimeoutError:  # the peer reads nothing: stop waiting for it
+            self.aborted = True
+            if self.task is not None:
+                self.task.cancel()
+
+    async def stop(self) -> None:
+        if self.writer is not None and not self.writer.done():
+            self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.writer

@@ -1,0 +1,147 @@
+"""The Redis event bus: one sequence counter and one capped stream per session.
+
+Keys (``P`` = ``settings.redis_prefix``; the braces keep a session's keys in one cluster slot):
+
+* ``P:room:{sid}:seq`` — the last id assigned (seeded with ``SET NX`` from the database max);
+* ``P:room:{sid}:events`` — a stream whose entry ids are ``<event id>-0``, trimmed to about
+  ``replay_buffer`` entries; fields ``t`` type, ``ts``, ``d`` JSON data, ``a`` audience;
+* ``P:room:wake:<process>`` — wakes this process's blocking reader when it starts watching a
+  new session.
+
+A Lua script increments the counter and appends to the stream atomically, so stream order is
+id order. Each process runs one reader task that ``XREAD BLOCK``s the streams of the sessions
+it has local connections for and hands entries to the hub in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from live.db import Database, now_ms
+from live.room import store
+from live.room.bus import Deliver
+from live.room.events import Event
+
+log = logging.getLogger("vitrine.room.bus")
+
+PUBLISH = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+local id = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
+           't', ARGV[3], 'ts', ARGV[4], 'd', ARGV[5], 'a', ARGV[6])
+return id
+"""
+BLOCK_MS = 5000
+
+
+class RedisBus:
+    name = "redis"
+
+    def __init__(self, redis: Redis, db: Database, *, prefix: str, buffer_size: int, process_id: str) -> None:
+        self.redis, self.db, self.prefix, self.buffer_size = redis, db, prefix, buffer_size
+        self._script = redis.register_script(PUBLISH)
+        self._seeds: dict[str, int] = {}
+        self._watched: dict[str, bytes] = {}  # session id -> last stream id read
+        self._wake_key = f"{prefix}:room:wake:{process_id}"
+        self._deliver: Deliver | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _seq_key(self, sid: str) -> str:
+        return f"{self.prefix}:room:{{{sid}}}:seq"
+
+    def _stream_key(self, sid: str) -> str:
+        return f"{self.prefix}:room:{{{sid}}}:events"
+
+    def _sid(self, key: bytes) -> str:
+        text = key.decode()
+        return text[text.index("{") + 1:text.rindex("}")]
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        await self.redis.delete(self._wake_key)
+        self._task = asyncio.create_task(self._read_loop(), name="room-bus-reader")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self._wake_key)
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def _seed(self, sid: str) -> int:
+        if sid not in self._seeds:
+            self._seeds[sid] = await store.max_event_id(self.db, sid)
+        return self._seeds[sid]
+
+    async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
+        ts = now_ms()
+        seed = await self._seed(session_id)
+        eid = await self._script(keys=[self._seq_key(session_id), self._stream_key(session_id)],
+                                 args=[seed, self.buffer_size, type, ts, orjson.dumps(data), audience])
+        return Event(session_id, int(eid), type, ts, data, audience)
+
+    async def last_id(self, session_id: str) -> int:
+        raw = await self.redis.get(self._seq_key(session_id))
+        return int(raw) if raw is not None else await self._seed(session_id)
+
+    async def recent(self, session_id: str, after: int) -> list[Event]:
+        entries: Any = await self.redis.xrange(self._stream_key(session_id), min=f"{after + 1}-0", max="+",
+                                          count=self.buffer_size)
+        return [self._event(session_id, eid, fields) for eid, fields in entries]
+
+    async def watch(self, session_id: str) -> int:
+        pos = self._watched.get(session_id)
+        if pos is None:
+            raw = await self.redis.get(self._seq_key(session_id))
+            pos = self._watched.setdefault(session_id, f"{int(raw or 0)}-0".encode())
+            await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=True)
+        return int(pos.split(b"-", 1)[0])
+
+    def unwatch(self, session_id: str) -> None:
+        self._watched.pop(session_id, None)
+
+    @staticmethod
+    def _event(sid: str, eid: bytes, fields: dict[bytes, bytes]) -> Event:
+        return Event(sid, int(eid.split(b"-", 1)[0]), fields[b"t"].decode(), int(fields[b"ts"]),
+                     orjson.loads(fields[b"d"]), fields[b"a"].decode())
+
+    async def _read_loop(self) -> None:
+        wake_pos = b"0-0"
+        while True:
+            streams: dict[Any, Any] = {self._wake_key: wake_pos}
+            streams.update({self._stream_key(sid): pos for sid, pos in self._watched.items()})
+            try:
+                resp: Any = await self.redis.xread(streams, block=BLOCK_MS, count=1000)
+            except (RedisError, OSError) as exc:
+                log.warning("room bus read failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            for key, entries in resp or []:
+                if not entries:
+                    continue
+                if key.decode() == self._wake_key:
+                    wake_pos = entries[-1][0]
+                    continue
+                sid = self._sid(key)
+                if sid not in self._watched:
+                    continue
+                self._watched[sid] = entries[-1][0]
+                for eid, fields in entries:
+                    try:
+                        ev = self._event(sid, eid, fields)
+                    except (KeyError, ValueError) as exc:
+                        log.error("bad room stream entry", extra={"session": sid, "error": repr(exc)})
+                        continue
+                    if self._deliver is not None:
+                        self._deliver(ev)

@@ -1,0 +1,164 @@
+"""The room's rules: publishing events (``emit``), acting on client intents, replaying the log.
+
+``emit`` is the contract other packages use::
+
+    await app.state.rooms.emit(session_id, type, data, store=True, audience="all") -> event dict
+
+The bus assigns ``id`` and ``ts``; stored events go to ``room_events`` (``presence`` and
+``reaction`` never are). ``audience="staff"`` reaches host and staff connections only
+(``counters`` always does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from catalog.cards import pin_card
+from live.db import Database, new_id, now_ms
+from live.errors import Conflict, NotFound, ValidationFailed
+from live.models import ChatMessage, Question
+from live.room import store as storage
+from live.room.bus import EventBus
+from live.room.connection import Connection
+from live.room.events import EPHEMERAL_TYPES, STAFF_ONLY_TYPES, Event
+from live.room.hub import Hub, Track
+from live.room.protocol import Intent
+from live.room.state import RECENT_CHAT, RoomState
+
+REPLAY_PAGE = 500
+
+
+class RoomService:
+    def __init__(self, *, db: Database, bus: EventBus, hub: Hub, track: Track) -> None:
+        self.db, self.bus, self.hub, self.track = db, bus, hub, track
+
+    # -- publishing --------------------------------------------------------------------------
+    async def emit(self, session_id: str, type: str, data: dict[str, Any], *, store: bool = True,
+                   audience: str = "all") -> dict[str, Any]:
+        return (await self._publish(session_id, type, data, store=store, audience=audience)).public()
+
+    async def _publish(self, session_id: str, type: str, data: dict[str, Any], *rows: Any, store: bool = True,
+                       audience: str = "all") -> Event:
+        if audience not in ("all", "staff"):
+            raise ValueError(f"unknown audience {audience!r}")
+        if type in STAFF_ONLY_TYPES:
+            audience = "staff"
+        ev = await self.bus.publish(session_id, type, data, audience)
+        if (store and type not in EPHEMERAL_TYPES) or rows:
+            await storage.save(self.db, ev if store and type not in EPHEMERAL_TYPES else None, *rows)
+        return ev
+
+    # -- the state a connecting client starts from -------------------------------------------
+    async def load_state(self, session_id: str) -> RoomState:
+        sess = await storage.session_row(self.db, session_id)
+        if sess is None:
+            raise NotFound(f"no session {session_id!r}", code="session_not_found")
+        state = RoomState(session_id, status=sess.status, kind=sess.kind, title=sess.title)
+        if sess.pinned_product_id:
+            try:
+                state.pinned = await pin_card(self.db, session_id, sess.pinned_product_id)
+            except NotFound:
+                state.pinned = None
+        state.questions = {q["question_id"]: q for q in await storage.open_questions(self.db, session_id)}
+        state.chat.extend(await storage.recent_chat(self.db, session_id, RECENT_CHAT))
+        return state
+
+    async def replay(self, session_id: str, after: int, upto: int) -> AsyncIterator[list[Event]]:
+        """Every event with ``after < id <= upto``, in order, in pages: the database for what
+        the bus no longer buffers, then the bus buffer."""
+        buffered = [e for e in await self.bus.recent(session_id, after) if e.id <= upto]
+        first = buffered[0].id if buffered else upto + 1
+        cursor = after
+        while cursor + 1 < first:
+            rows = await storage.events_between(self.db, session_id, cursor, first, REPLAY_PAGE)
+            if not rows:
+                break
+            yield rows
+            cursor = rows[-1].id
+        for i in range(0, len(buffered), REPLAY_PAGE):
+            yield buffered[i:i + REPLAY_PAGE]
+
+    # -- intents -----------------------------------------------------------------------------
+    async def handle(self, conn: Connection, state: RoomState, intent: Intent) -> None:
+        """Act on a valid intent; raises a :class:`live.errors.VitrineError` for the sender."""
+        handler = getattr(self, "_on_" + intent.kind)
+        await handler(conn, state, **intent.args)
+
+    async def _check_speech(self, conn: Connection, state: RoomState, text: str) -> None:
+        if state.status == "ended" and not conn.is_staff:
+            raise Conflict("the session has ended", code="session_ended")
+        if not state.blocked_fresh():
+            state.blocked = await storage.blocked_words(self.db, conn.session_id)
+            state.blocked_at = time.monotonic()
+        low = text.lower()
+        if any(w in low for w in state.blocked):
+            raise ValidationFailed("your message contains a word this store does not allow",
+                                   code="blocked_word")
+
+    async def _on_chat(self, conn: Connection, state: RoomState, text: str) -> None:
+        await self._check_speech(conn, state, text)
+        mid = new_id("ch")
+        row = ChatMessage(id=mid, session_id=conn.session_id, viewer_id=conn.actor_id, name=conn.name,
+                          text=text, created_at=now_ms())
+        await self._publish(conn.session_id, "chat", {"message_id": mid, "viewer_id": conn.actor_id,
+                                                     "name": conn.name, "role": conn.role, "text": text}, row)
+        self.track("chat", conn.session_id, conn.viewer_id)
+
+    async def _on_question(self, conn: Connection, state: RoomState, text: str) -> None:
+        await self._check_speech(conn, state, text)
+        qid = new_id("qu")
+        row = Question(id=qid, session_id=conn.session_id, viewer_id=conn.actor_id, text=text, votes=0,
+                       answered=False, deleted=False, created_at=now_ms())
+        await self._publish(conn.session_id, "question", {
+            "question_id": qid, "viewer_id": conn.actor_id, "name": conn.name, "text": text, "votes": 0,
+            "answered": False}, row)
+        self.track("question", conn.session_id, conn.viewer_id)
+
+    async def _on_vote(self, conn: Connection, state: RoomState, question_id: str) -> None:
+        q = await storage.vote(self.db, conn.session_id, question_id, conn.actor_id)
+        await self._publish(conn.session_id, "question_updated",
+                            {"question_id": q.id, "votes": q.votes, "answered": q.answered})
+
+    async def _on_react(self, conn: Connection, state: RoomState, kind: str) -> None:
+        self.hub.react(conn.session_id, kind)
+        self.track("reaction", conn.session_id, conn.viewer_id, kind=kind)
+
+    async def _on_pin(self, conn: Connection, state: RoomState, product_id: str) -> None:
+        card = await pin_card(self.db, conn.session_id, product_id)
+        await storage.set_pinned(self.db, conn.session_id, product_id)
+        await self._publish(conn.session_id, "pin", {"product_id": product_id, "card": card})
+
+    async def _on_unpin(self, conn: Connection, state: RoomState) -> None:
+        await storage.set_pinned(self.db, conn.session_id, None)
+        await self._publish(conn.session_id, "unpin", {})
+
+    async def _on_answer(self, conn: Connection, state: RoomState, question_id: str) -> None:
+        q = await storage.answer(self.db, conn.session_id, question_id)
+        await self._publish(conn.session_id, "question_updated",
+                            {"question_id": q.id, "votes": q.votes, "answered": True})
+
+    async def _on_delete(self, conn: Connection, state: RoomState, message_id: str) -> None:
+        kind = await storage.delete_message(self.db, conn.session_id, message_id)
+        if kind == "chat":
+            await self._publish(conn.session_id, "chat_deleted", {"message_id": message_id})
+        else:
+            await self._publish(conn.session_id, "question_updated", {"question_id": message_id,
+                                                                      "deleted": True})
+
+    async def _on_mute(self, conn: Connection, state: RoomState, viewer_id: str, minutes: int) -> None:
+        until = now_ms() + minutes * 60_000
+        await storage.moderate(self.db, conn.session_id, viewer_id, muted_until=until)
+        await self._publish(conn.session_id, "moderation", {"action": "mute", "viewer_id": viewer_id,
+                                                            "until": until, "by": conn.actor_id},
+                            audience="staff")
+
+    async def _on_ban(self, conn: Connection, state: RoomState, viewer_id: str) -> None:
+        await storage.moderate(self.db, conn.session_id, viewer_id, ban=True)
+        await self._publish(conn.session_id, "moderation", {"action": "ban", "viewer_id": viewer_id,
+                                                            "by": conn.actor_id}, audience="staff")
+
+
+async def _save(db: Database, ev: Event | None, *rows: Any) -> None:
+    await storage.save(db, ev, *rows)
