@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from rtc import hooks
 from rtc.client import Connection, WhipError, negotiate, peer
-from rtc.frames import is_keyframe
+from rtc.frames import is_keyframe, nal_units
 from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
 from tests.support.server import LiveServer, await_for
 
@@ -32,6 +32,7 @@ def clip(codec: str = "vp8") -> list[bytes]:
 
 class Host:
     def __init__(self, codec: str = "vp8", audio: bool = True) -> None:
+        self.codec = codec
         self.video = ClipTrack("video", clip(codec), 30, 90000, keep=400)
         self.audio = ClipTrack("audio", encode_tone(25), 50, 48000) if audio else None
         self.pc: RTCPeerConnection | None = None
@@ -39,8 +40,10 @@ class Host:
 
     async def publish(self, http: httpx.AsyncClient, session_id: str, token: str) -> Connection:
         self.pc = pc = peer()
-        sender = pc.addTransceiver(self.video, direction="sendonly").sender
-        honour_keyframe_requests(sender, self.video)
+        t = pc.addTransceiver(self.video, direction="sendonly")
+        t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                               if c.mimeType.lower() in (f"video/{self.codec}", "video/rtx")])
+        honour_keyframe_requests(t.sender, self.video)
         if self.audio is not None:
             pc.addTransceiver(self.audio, direction="sendonly")
         self.conn = await negotiate(http, f"/whip/{session_id}", pc, token)
@@ -130,3 +133,122 @@ async def test_viewers_receive_the_hosts_exact_frames(server: LiveServer, world:
             await w.close()
         assert host.pc is not None
         await host.pc.close()
+
+
+async def test_late_joiner_starts_on_a_fresh_keyframe(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    host = Host("vp8", audio=False)
+    first, late = Watcher(), Watcher(decode=True)
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await first.watch(http, sid, await join(http, sid))
+        await await_for(lambda: len(first.frames) >= 45, 30, what="first viewer frames")  # past the clip's start
+        forced = host.video.keyframes_forced
+        await late.watch(http, sid, await join(http, sid), kinds=("video",))
+        await await_for(lambda: late.decoded >= 1, 30, what="late joiner's first frame")
+        assert host.video.keyframes_forced > forced, "the relay asked the host for a keyframe"
+        await late.close()
+        await first.close()
+        assert host.pc is not None
+        await host.pc.close()
+
+
+async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    host = Host("h264", audio=False)
+    tap, dec = Watcher(), Watcher(decode=True)
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await tap.watch(http, sid, None, kinds=("video",))
+        await dec.watch(http, sid, None, kinds=("video",))
+        await await_for(lambda: len(tap.frames) >= 20 and dec.decoded >= 10, 30, what="H.264 frames")
+        assert is_keyframe("video/H264", tap.frames[0])
+        # Annex B start codes are framing (RTP carries bare NAL units): compare the NAL units
+        published = {tuple(nal_units(f)) for f in host.video.sent}
+        assert all(tuple(nal_units(f)) in published for f in tap.frames)
+        await tap.close()
+        await dec.close()
+        assert host.pc is not None
+        await host.pc.close()
+
+
+async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    auth = {"authorization": f"Bearer {token}"}
+    watcher = Watcher(decode=True)
+    async with server.aclient() as http:
+        first = Host("vp8")
+        await first.publish(http, sid, token)
+        await watcher.watch(http, sid, None)
+        await await_for(lambda: watcher.decoded >= 10, 30, what="frames before the drop")
+        assert first.pc is not None
+        await first.pc.close()  # the host's connection is lost
+        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
+        assert stats["host"] == "away" and stats["viewers"]["count"] == 1
+        before = watcher.decoded
+        second = Host("vp8")
+        await second.publish(http, sid, token)
+        await await_for(lambda: watcher.decoded >= before + 20, 30, what="frames after the host is back")
+        assert watcher.pc is not None and watcher.pc.connectionState == "connected"
+        stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
+        assert stats["host"] == "publishing" and stats["viewers"]["count"] == 1
+        await watcher.close()
+        assert second.pc is not None
+        await second.pc.close()
+
+
+async def test_host_may_replace_own_connection_but_others_get_409(server: LiveServer,
+                                                                  world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    async with server.aclient() as http:
+        a = Host("vp8", audio=False)
+        await a.publish(http, sid, token)
+        b = Host("vp8", audio=False)
+        with pytest.raises(WhipError) as err:
+            await b.publish(http, sid, world["admin"])  # staff, while the host is live
+        assert err.value.status == 409 and '"already_publishing"' in err.value.body
+        c = Host("vp8", audio=False)
+        await c.publish(http, sid, token)  # the host again (a lost tab): replaces the old connection
+        assert a.pc is not None
+        await await_for(lambda: a.pc.connectionState == "closed" or a.pc.iceConnectionState == "closed"
+                        or server.app.state.relay.publishers[sid].pc is not None, 10)
+        assert server.app.state.relay.publishers[sid].id in c.conn.location  # type: ignore[union-attr]
+        r = await http.delete(c.conn.location)  # type: ignore[union-attr]
+        assert r.status_code == 200
+        assert sid not in server.app.state.relay.publishers
+        for h in (a, c):
+            await h.pc.close()  # type: ignore[union-attr]
+
+
+async def test_leaving_frees_every_resource(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    host = Host("vp8")
+    stays, leaves, closes = Watcher(), Watcher(), Watcher()
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        for w in (stays, leaves, closes):
+            await w.watch(http, sid, None)
+        await await_for(lambda: all(len(w.frames) >= 5 for w in (stays, leaves, closes)), 30, what="frames")
+        peers = {p.id: p for p in relay.peers.values() if p.kind == "viewer"}
+        assert len(peers) == 3
+        r = await http.delete(leaves.conn.location)  # type: ignore[union-attr]
+        assert r.status_code == 200
+        assert (await http.delete(leaves.conn.location)).status_code == 404  # type: ignore[union-attr]
+        await closes.pc.close()  # type: ignore[union-attr]  # a closed tab: no DELETE
+        await await_for(lambda: sum(1 for p in relay.peers.values() if p.kind == "viewer") == 1, 30,
+                        what="closed viewers released")
+        broadcast = relay.broadcasts[sid]
+        assert sum(len(t) for t in broadcast.tracks.values()) == 2  # one viewer: video + audio
+        for pid, p in peers.items():
+            if pid not in relay.peers:
+                assert p.pc.connectionState == "closed"
+                assert all(t.readyState == "ended" for t in p.tracks.values())
+        count = len(stays.frames)
+        await await_for(lambda: len(stays.frames) > count + 10, 30, what="the remaining viewer keeps watching")
+        await stays.close()
+        await leaves.close()
+        await host.pc.close()  # type: ignore[union-attr]
+        await await_for(lambda: not relay.peers and not relay.broadcasts, 30, what="everything released")
