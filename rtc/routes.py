@@ -84,8 +84,9 @@ async def _patch(request: Request, kind: str) -> Response:
 async def whip_publish(request: Request) -> Response:
     sid = request.path_params["id"]
     who = require_host_or_staff(request, sid)
+    sess = await _relay(request).session(sid)
     offer = parse_offer(await _offer_body(request), sending=True)
-    peer = await _relay(request).publish(sid, who, offer)
+    peer = await _relay(request).publish(sess, who, offer)
     return _created(request, "whip", peer)
 
 
@@ -120,8 +121,9 @@ async def whip_patch(request: Request) -> Response:
 async def whep_watch(request: Request) -> Response:
     sid = request.path_params["id"]
     who = principal(request, required=False)
+    sess = await _relay(request).session(sid)
     offer = parse_offer(await _offer_body(request), sending=False)
-    peer = await _relay(request).watch(sid, who, offer)
+    peer = await _relay(request).watch(sess, who, offer)
     return _created(request, "whep", peer)
 
 

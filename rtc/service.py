@@ -15,6 +15,7 @@ from live.auth import Host, Principal, Staff, Viewer
 from live.config import Settings
 from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from live.models import LiveSession
 from live.sessions import ensure_session
 from rtc.broadcast import Broadcast
 from rtc.peers import Peer, Publisher
@@ -84,8 +85,12 @@ class RelayService:
             self._on_reject(reason)
 
     # -- publishing --------------------------------------------------------------------------
-    async def publish(self, session_id: str, who: Staff | Host, offer: Offer) -> Publisher:
-        sess = await ensure_session(self.db, session_id)
+    async def session(self, session_id: str) -> LiveSession:
+        """The session, or 404 (checked before the offer is read)."""
+        return await ensure_session(self.db, session_id)
+
+    async def publish(self, sess: LiveSession, who: Staff | Host, offer: Offer) -> Publisher:
+        session_id = sess.id
         if sess.status == "ended":
             raise Conflict("the session has ended", code="session_ended")
         identity = f"host:{who.staff_id}" if isinstance(who, Host) else f"staff:{who.staff_id}"
@@ -147,8 +152,8 @@ class RelayService:
         task.add_done_callback(self._tasks.discard)
 
     # -- watching ----------------------------------------------------------------------------
-    async def watch(self, session_id: str, who: Principal | None, offer: Offer) -> ViewerPeer:
-        sess = await ensure_session(self.db, session_id)
+    async def watch(self, sess: LiveSession, who: Principal | None, offer: Offer) -> ViewerPeer:
+        session_id = sess.id
         if sess.kind == "private" or who is not None:
             self._check_viewer(session_id, who)
         if self.viewer_count >= self.max_viewers:
