@@ -7,6 +7,7 @@ import importlib
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -149,3 +150,44 @@ def test_every_service_uses_one_image(kind: str) -> None:
     services = _apps(compose) if kind == "app" else {"init": compose["services"]["init"]}
     assert {svc["image"] for svc in services.values()} == {"vitrine:local"}
     assert all(svc["build"] == "." for svc in services.values())
+
+
+def test_the_image_build_gets_every_module_and_data_file(tmp_path: Path) -> None:
+    """Build the package from exactly what the Dockerfile copies (setuptools build_py, offline)."""
+    copied = {
+        src for line in _instructions("COPY") if "--from" not in line for src in line.split()[:-1]
+    }
+    context = tmp_path / "context"
+    for src in copied:
+        source = ROOT / src
+        if source.is_dir():
+            shutil.copytree(
+                source, context / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        else:
+            context.mkdir(exist_ok=True)
+            shutil.copy2(source, context / src)
+    out = tmp_path / "lib"
+    done = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "--build-lib", str(out)],
+        cwd=context, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    packages = [
+        p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    ]
+    wanted = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*"):
+            rel = path.relative_to(ROOT).as_posix()
+            if (
+                path.is_file()
+                and "__pycache__" not in rel
+                and (
+                    path.suffix == ".py"
+                    or rel.startswith(("seeds/", "web/static/", "web/templates/"))
+                )
+            ):
+                wanted.add(rel)
+    assert wanted - built == set(), "files the installed package would miss"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import io
 import itertools
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -91,29 +93,26 @@ async def test_seed_builds_the_brand_and_is_idempotent(database_url: str, tmp_pa
         await db.dispose()
 
 
-async def test_series_is_every_other_wednesday_at_seven_pm_china_time(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    db = Database(sqlite_url)
-    try:
-        await demo.seed(db, str(tmp_path))
-        async with db.read() as s:
-            series = (
-                await s.scalars(
-                    select(LiveSession)
-                    .where(LiveSession.id.like("se_wed%"))
-                    .order_by(LiveSession.scheduled_at)
-                )
-            ).all()
-    finally:
-        await db.dispose()
+@pytest.mark.parametrize("day", range(7))
+def test_series_is_every_other_wednesday_at_seven_pm_china_time(day: int) -> None:
+    """Whatever the day the demo is seeded, the series runs on Wednesdays at 19:00 China time."""
+    day_ms, hour_ms = 86_400_000, 3_600_000
+    now = 1_795_000_000_000 + day * day_ms + 13 * hour_ms  # a week of seed days
+    sessions, links = demo.build_sessions(now)
+    china = {x["id"]: x["scheduled_at"] + 8 * hour_ms for x in sessions}
+    series = sorted(t for sid, t in china.items() if sid.startswith("se_wed"))
     assert len(series) >= 3
-    china_ms = [x.scheduled_at + 8 * 3600 * 1000 for x in series if x.scheduled_at]
-    for t in china_ms:
-        days, rest = divmod(t, 86_400_000)
-        assert rest == 19 * 3_600_000  # 19:00
-        assert (days + 3) % 7 == 2  # 1970-01-01 was a Thursday: Wednesday is weekday 2
-    assert {b - a for a, b in itertools.pairwise(china_ms)} == {14 * 86_400_000}
+    for t in series:
+        days, rest = divmod(t, day_ms)
+        assert rest == 19 * hour_ms and (days + 3) % 7 == 2  # 1970-01-01 was a Thursday
+    assert {b - a for a, b in itertools.pairwise(series)} == {14 * day_ms}
+    others = [t for sid, t in china.items() if not sid.startswith("se_wed")]
+    assert all((t // day_ms + 3) % 7 != 2 for t in others), (
+        "Wednesday evenings belong to the series"
+    )
+    assert all(x["scheduled_at"] > now for x in sessions)
+    assert {x["kind"] for x in sessions} == {"public", "private"}
+    assert {link["session_id"] for link in links} == set(china)
 
 
 async def test_product_images_are_valid_images(sqlite_url: str, tmp_path: Path) -> None:
@@ -222,3 +221,16 @@ def test_vitrine_seed_command_runs_twice(tmp_path: Path) -> None:
     assert "stores 16" in outputs[0] and "rows added 0" in outputs[1]
     assert (tmp_path / "data" / "vitrine.db").exists()
     assert len(list((tmp_path / "data" / "media" / "products").glob("*.webp"))) == 40
+
+
+async def test_concurrent_seeds_both_succeed(database_url: str, tmp_path: Path) -> None:
+    """Two processes starting with ``--demo`` at once: one inserts, the other finds it done."""
+    dbs = [Database(database_url), Database(database_url)]
+    try:
+        results = await asyncio.gather(*(demo.seed(db, str(tmp_path)) for db in dbs))
+        counts = await _table_counts(dbs[0])
+    finally:
+        for db in dbs:
+            await db.dispose()
+    assert sum(r["rows added"] for r in results) == sum(counts.values())
+    assert counts["stores"] == 16 and counts["clients"] == 200
