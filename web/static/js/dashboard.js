@@ -6,6 +6,7 @@ const KIND_COLOURS = { public: "#1a5fb4", private: "#c2185b" };
 const pct = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : `${(x * 100).toFixed(x && x < 0.1 ? 1 : 0)}%`);
 const num = (x) => (x === undefined || x === null ? "–" : Number(x).toLocaleString());
 let chart = null;
+const names = { stores: new Map(), staff: new Map() };
 
 function filters() {
   const f = new FormData($("#filters"));
@@ -28,9 +29,9 @@ function normSession(r) {
   return {
     ...r, id: r.session_id ?? r.id, reach, buyers,
     conversion: r.conversion ?? (reach ? buyers / reach : 0),
-    when: r.started_at ?? r.scheduled_at ?? r.date,
-    store: r.store_name ?? r.store ?? r.store_id ?? "",
-    associate: r.associate_name ?? r.host_name ?? r.associate ?? r.host_id ?? "",
+    when: r.time ?? r.started_at ?? r.scheduled_at,
+    store: names.stores.get(r.store_id) ?? r.store_id ?? "",
+    associate: names.staff.get(r.host_id) ?? r.host_id ?? "",
   };
 }
 
@@ -62,12 +63,16 @@ function pearson(xs, ys) {
   return sxx && syy ? sxy / Math.sqrt(sxx * syy) : null;
 }
 
-function renderChart(rows, serverCorr) {
+function renderChart(rows, corr) {
   const points = rows.filter((r) => r.reach > 0);
-  const r = serverCorr ?? pearson(points.map((p) => Math.log10(p.reach)), points.map((p) => p.conversion));
+  const r = corr && corr.pearson && corr.pearson.r !== undefined ? corr.pearson.r
+    : pearson(points.map((p) => Math.log10(p.reach)), points.map((p) => p.conversion));
+  const ci = corr && corr.pearson && corr.pearson.ci_low !== null && corr.pearson.ci_low !== undefined
+    ? ` (95% interval ${corr.pearson.ci_low.toFixed(2)} to ${corr.pearson.ci_high.toFixed(2)})` : "";
   $("#correlation").textContent = r === null || r === undefined
-    ? `${points.length} sessions with viewers (correlation needs at least 3).`
-    : `Correlation between log reach and conversion: r = ${r.toFixed(2)} over ${points.length} sessions.`;
+    ? `${points.length} session(s) with viewers: the correlation needs at least 3.`
+    : `Pearson r = ${r.toFixed(2)}${ci} between log reach and conversion over ${points.length} sessions.`
+      + (corr && corr.statement ? ` ${corr.statement}.` : "");
   if (!window.Chart) { $("#correlation").textContent += " (Chart library failed to load.)"; return; }
   const kinds = [...new Set(points.map((p) => p.kind || "other"))];
   const datasets = kinds.map((k) => ({
@@ -92,17 +97,15 @@ function renderChart(rows, serverCorr) {
 
 // ---- private vs public --------------------------------------------------------------------
 function interval(g, key) {
-  const ci = g[`${key}_ci`] || g[`${key}_interval`] || (g.intervals && g.intervals[key]);
-  if (Array.isArray(ci)) return ci;
-  if (ci && typeof ci === "object") return [ci.low ?? ci.lo, ci.high ?? ci.hi];
-  return null;
+  const lo = g[`${key}_ci_low`] ?? g.ci_low, hi = g[`${key}_ci_high`] ?? g.ci_high;
+  return lo === undefined || lo === null || hi === undefined || hi === null ? null : [lo, hi];
 }
 
-function renderCompare(groups) {
+function renderCompare(groups, test) {
   $("#compare").replaceChildren(...groups.map((g) => {
     const ci = interval(g, "conversion");
     return el("article", { class: "compare-card" },
-      el("h3", {}, String(g.key ?? g.kind ?? g.group ?? "")),
+      el("h3", {}, String(g.label ?? g.key ?? "")),
       el("div", { class: "big" }, pct(g.conversion)),
       el("div", { class: "muted small" }, ci ? `conversion, 95% interval ${pct(ci[0])} – ${pct(ci[1])}` : "conversion"),
       el("dl", {},
@@ -113,15 +116,18 @@ function renderCompare(groups) {
         el("dt", {}, "Revenue / viewer"), el("dd", {}, money(g.revenue_per_viewer ?? (g.reach ? Math.round((g.revenue || 0) / g.reach) : null), g.currency))));
   }));
   if (!groups.length) $("#compare").append(el("p", { class: "muted" }, "No sessions yet."));
+  $("#compare-test").textContent = test && test.statement ? `${test.statement}.` : "";
 }
 
-function renderLeaders(groups) {
-  const sorted = [...groups].sort((a, b) => (b.revenue || 0) - (a.revenue || 0) || (b.buyers || 0) - (a.buyers || 0));
-  $("#leaders tbody").replaceChildren(...sorted.map((g, i) => el("tr", {},
-    el("td", {}, String(i + 1)), el("td", {}, String(g.name ?? g.associate_name ?? g.key ?? "")),
-    el("td", { class: "num" }, num(g.sessions)), el("td", { class: "num" }, num(g.reach)),
+function renderLeaders(items, currency) {
+  $("#leaders tbody").replaceChildren(...items.map((g, i) => el("tr", {},
+    el("td", {}, String(g.rank ?? i + 1)), el("td", {}, String(g.name || names.staff.get(g.associate_id) || g.associate_id || "")),
+    el("td", { class: "num" }, num(g.invited)), el("td", { class: "num" }, num(g.attended)),
     el("td", { class: "num" }, num(g.buyers)), el("td", { class: "num" }, pct(g.conversion)),
-    el("td", { class: "num" }, money(g.revenue ?? g.revenue_minor, g.currency)))));
+    el("td", { class: "num" }, money(g.revenue, currency)))));
+  if (!items.length) {
+    $("#leaders tbody").append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No invited clients or attributed sales yet.")));
+  }
 }
 
 // ---- funnel -------------------------------------------------------------------------------
@@ -137,14 +143,14 @@ async function showFunnel(row) {
   try {
     const d = await api(`/api/reports/sessions/${encodeURIComponent(row.id)}`);
     const f = d.funnel || d;
-    const steps = Array.isArray(f) ? f.map((s) => [s.label || s.step || s.name, s.count ?? s.value])
+    const steps = Array.isArray(f) ? f.map((s) => [s.step || s.label, s.viewers ?? s.count])
       : [["Reached", f.reach ?? f.viewers], ["Saw a product", f.impressions ?? f.impression], ["Opened a card", f.card_opened ?? f.cards_opened],
         ["Added to cart", f.cart_added], ["Bought", f.buyers]].filter(([, v]) => v !== undefined);
     const top = Math.max(1, ...steps.map(([, v]) => v || 0));
     $("#funnel").replaceChildren(...steps.map(([label, v]) => {
       const bar = el("span", { class: "bar" });
       bar.style.width = `${Math.round(((v || 0) / top) * 100)}%`;
-      return el("li", {}, el("span", {}, label), el("span", {}, bar), el("span", { class: "val" }, num(v)));
+      return el("li", {}, el("span", { class: "step" }, label), el("span", {}, bar), el("span", { class: "val" }, num(v)));
     }));
     $("#funnel-hint").textContent = `Reach ${num(d.reach ?? f.reach)}, buyers ${num(d.buyers ?? f.buyers)}, conversion ${pct(d.conversion ?? f.conversion)}.`;
   } catch (e) {
@@ -159,31 +165,38 @@ async function loadFilters() {
     try {
       const rows = items(await api(path));
       select.append(...rows.map((r) => el("option", { value: r.id }, label(r))));
-    } catch { /* filters stay at "All" */ }
+      return rows;
+    } catch { return []; /* filters stay at "All" */ }
   };
-  await Promise.all([fill($("#f-store"), "/api/stores", (s) => s.city ? `${s.name} (${s.city})` : s.name),
+  const [stores, staff] = await Promise.all([fill($("#f-store"), "/api/stores", (s) => s.city ? `${s.name} (${s.city})` : s.name),
     fill($("#f-associate"), "/api/staff?role=associate", (s) => s.name)]);
+  for (const s of stores) names.stores.set(s.id, s.name);
+  for (const s of staff) names.staff.set(s.id, s.name);
 }
 
 async function load() {
   const q = filters();
   const qs = q.toString() ? `?${q}` : "";
-  $("#csv-sessions").href = `/api/reports/sessions?${new URLSearchParams([...q, ["format", "csv"]])}`;
+  const withCsv = (params) => new URLSearchParams([...params, ["format", "csv"]]);
+  $("#csv-sessions").href = `/api/reports/sessions?${withCsv(q)}`;
   const cmp = new URLSearchParams(q);
   cmp.delete("kind");
+  cmp.set("by", "kind");
+  const leaders = new URLSearchParams(q);
+  leaders.delete("host_id");
+  $("#csv-leaders").href = `/api/reports/associates?${withCsv(leaders)}`;
   $("#dash-state").textContent = "Loading…";
   try {
-    const [sessions, byKind, byAssociate] = await Promise.all([
-      api(`/api/reports/sessions${qs}`),
-      api(`/api/reports/compare?${new URLSearchParams([...cmp, ["by", "kind"]])}`),
-      api(`/api/reports/compare?${new URLSearchParams([...cmp, ["by", "associate"]])}`),
+    const [sessions, byKind, associates] = await Promise.all([
+      api(`/api/reports/sessions${qs}`), api(`/api/reports/compare?${cmp}`), api(`/api/reports/associates?${leaders}`),
     ]);
     const rows = items(sessions).map(normSession);
+    const scoped = await api(`/api/reports/compare?${new URLSearchParams([...q, ["by", "kind"]])}`);
     renderSessions(rows);
-    renderChart(rows, sessions && sessions.correlation);
-    renderCompare(items(byKind));
-    renderLeaders(items(byAssociate));
-    $("#dash-state").textContent = `${rows.length} sessions.`;
+    renderChart(rows, scoped.reach_vs_conversion);
+    renderCompare(items(byKind), byKind.private_vs_public);
+    renderLeaders(items(associates), (rows.find((r) => r.currency) || {}).currency);
+    $("#dash-state").textContent = `${rows.length} of ${sessions.total ?? rows.length} sessions.`;
   } catch (e) {
     if (e.status === 401 || e.status === 403) { location.href = "/login?next=/dashboard"; return; }
     $("#dash-state").textContent = e.status === 404 && e.error === "not_found"
@@ -192,6 +205,10 @@ async function load() {
   }
 }
 
+async function init() {
+  await loadFilters();
+  await load();
+}
+
 $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
-loadFilters();
-if (document.readyState === "complete") load(); else window.addEventListener("load", load);
+if (document.readyState === "complete") init(); else window.addEventListener("load", init);

@@ -1,6 +1,8 @@
 // The room WebSocket: JSON arrays of events, resumed after a drop with ?after=<last id>.
 
-const FATAL = new Set([4401, 4403, 4404, 4410, 1008]);  // auth / forbidden / unknown / ended / policy
+// live.room.ws close codes: 4400 bad `after`, 4401 bad token, 4403 refused/banned, 4404 no session.
+// 4408 (fell behind), 1011 (room unavailable) and 1012 (restart) are retried with ?after=.
+const FATAL = new Set([4400, 4401, 4403, 4404, 1008]);
 
 export class Room {
   /**

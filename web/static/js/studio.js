@@ -168,11 +168,13 @@ async function startDeal(p) {
   if (!minutes || minutes <= 0) return;
   const pct = Number(prompt("Discount, percent off?", "20"));
   if (!pct || pct <= 0 || pct >= 100) return;
+  const quantity = Math.floor(Number(prompt("How many pieces at this price?", "20")));
+  if (!quantity || quantity <= 0) return;
   const price = Math.round((p.price * (100 - pct)) / 100);
   try {
     await api(`/api/sessions/${SID}/deals`, {
       method: "POST", token: TOKEN,
-      body: { product_id: p.id, price, duration_s: Math.round(minutes * 60) },
+      body: { product_id: p.id, price, quantity, duration_s: Math.round(minutes * 60) },
     });
     toast("Deal started.");
   } catch (e) {
@@ -184,6 +186,7 @@ async function startDeal(p) {
 function upsertQuestion(e) {
   const id = questionId(e);
   if (id === undefined) return;
+  if (e.deleted) { state.questions.delete(id); return; }
   const old = state.questions.get(id) || {};
   state.questions.set(id, { ...old, ...e, id, votes: e.votes ?? old.votes ?? 0 });
 }
@@ -203,8 +206,9 @@ function renderQuestions() {
 function addChat(e) {
   const id = messageId(e);
   const list = $("#chat");
+  if ($(`#chat li[data-message="${CSS.escape(String(id))}"]`)) return;  // replayed after a reconnect
   const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 20;
-  const mod = e.viewer_id ? el("span", { class: "mod" },
+  const mod = e.viewer_id && (e.role || "viewer") === "viewer" ? el("span", { class: "mod" },
     el("button", { type: "button", "aria-label": `Delete message from ${author(e)}`, onclick: () => room.send({ type: "delete", message_id: id }) }, "Delete"),
     el("button", { type: "button", "aria-label": `Mute ${author(e)} for 10 minutes`, onclick: () => room.send({ type: "mute", viewer_id: e.viewer_id, minutes: 10 }) }, "Mute"),
     el("button", { type: "button", "aria-label": `Ban ${author(e)}`, onclick: () => { if (confirm(`Ban ${author(e)} from this session?`)) room.send({ type: "ban", viewer_id: e.viewer_id }); } }, "Ban")) : null;

@@ -138,6 +138,7 @@ $("#unmute").addEventListener("click", () => {
 // ---- chat, questions, reactions -----------------------------------------------------------
 function addChat(e) {
   const list = $("#chat");
+  if ($(`#chat li[data-message="${CSS.escape(String(messageId(e)))}"]`)) return;  // replayed after a reconnect
   list.append(el("li", { dataset: { message: messageId(e) } }, el("span", { class: "who" }, author(e)), e.text || ""));
   while (list.children.length > 60) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
@@ -151,6 +152,7 @@ function deleteChat(e) {
 function upsertQuestion(e) {
   const id = questionId(e);
   if (id === undefined) return;
+  if (e.deleted) { state.questions.delete(id); return; }
   const old = state.questions.get(id) || {};
   state.questions.set(id, { ...old, ...e, id, votes: e.votes ?? old.votes ?? 0, voted: old.voted || e.voted });
 }
@@ -197,7 +199,7 @@ function renderCard() {
   select.hidden = variants.length === 0;
   select.replaceChildren(...variants.map((v) => {
     const available = v.available ?? (v.stock === undefined ? true : v.stock > 0);
-    const label = v.label || v.name || [v.size, v.color].filter(Boolean).join(" · ") || v.id;
+    const label = v.label || v.name || [v.size, v.colour ?? v.color].filter(Boolean).join(" · ") || v.sku || v.id;
     return el("option", { value: v.id ?? v.variant_id, disabled: !available }, available ? label : `${label} (sold out)`);
   }));
   const firstOk = variants.find((v) => (v.available ?? (v.stock === undefined || v.stock > 0)));
@@ -302,9 +304,8 @@ async function submitProfile(ev) {
 
 function showTicker(e) {
   const t = $("#ticker");
-  const who = e.name || e.buyer || "Someone";
   const where = e.city ? ` in ${e.city}` : "";
-  t.textContent = `🛍 ${who}${where} just bought ${e.title || e.product_title || "this"}`;
+  t.textContent = e.text || `Someone${where} just bought ${e.title || "this"}`;
   t.hidden = false;
   clearTimeout(showTicker.timer);
   showTicker.timer = setTimeout(() => { t.hidden = true; }, 5000);
@@ -332,7 +333,7 @@ function setStatus(status, host) {
   const before = state.status;
   if (status) state.status = status;
   if (host) state.hostAway = host === "away";
-  if (state.status === "live" && (before !== "live" || host === "present")) retryVideo(0);
+  if (state.status === "live" && !state.video && (before !== "live" || host === "back")) retryVideo(0);
   if (state.status === "ended" && state.video) { state.video.pc.close(); state.video = null; }
   render();
 }
@@ -343,6 +344,7 @@ function onEvents(events) {
     if (HELLO.has(e.type)) {
       const s = snapshot(e);
       if (s.viewers !== undefined) $("#viewers").textContent = String(s.viewers);
+      if (e.session && e.session.title) $("#title").textContent = e.session.title;
       state.card = s.pin && (s.pin.card || s.pin);
       if (s.deal) setDeal(s.deal);
       for (const q of s.questions) upsertQuestion(q);
@@ -356,7 +358,10 @@ function onEvents(events) {
       case "chat": addChat(e); break;
       case "chat_deleted": deleteChat(e); break;
       case "question": case "question_updated": upsertQuestion(e); qdirty = true; break;
-      case "reaction": flyReaction(e.kind); break;
+      case "reaction":
+        if (e.counts) for (const [k, n] of Object.entries(e.counts)) for (let i = 0; i < Math.min(n, 5); i++) flyReaction(k);
+        else flyReaction(e.kind);
+        break;
       case "pin": state.card = e.card || e; renderCard(); break;
       case "unpin": state.card = null; renderCard(); break;
       case "presence": $("#viewers").textContent = String(e.viewers ?? 0); break;

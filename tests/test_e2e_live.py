@@ -1,0 +1,246 @@
+"""End to end in headless Chromium: a host goes live from the fake camera, two phones watch, chat, buy;
+the dashboard shows the session's reach and conversion.
+
+Each step is named; on failure the message says which step broke and which passed before it.
+Screenshots of the three pages go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from live.config import Settings
+from tests.support.factory import build_world
+from tests.support.server import LiveServer, thread_server, wait_for
+from tests.test_web_pages import PHONE, chromium, shot, watch_console
+
+DESKTOP = {"width": 1280, "height": 860}
+DEMO_CARD = "4242 4242 4242 4242"
+
+# Playwright's page.evaluate has no timeout: every promise we evaluate bounds itself.
+FRAMES_GROW = """async ([need, ms]) => {
+  const v = document.querySelector('#video');
+  const count = () => (v && v.getVideoPlaybackQuality) ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+  const first = count(), t0 = performance.now();
+  while (count() < first + need) {
+    if (performance.now() - t0 > ms) return {first, last: count(), ok: false};
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {first, last: count(), ok: true, width: v.videoWidth, height: v.videoHeight};
+}"""
+
+
+def until(page: Any, js: str, timeout: float = 10.0, arg: Any = None) -> Any:
+    """Poll a JS expression (``page.wait_for_function`` evals strings, which the page's CSP forbids)."""
+    return wait_for(lambda: page.evaluate(js, arg), timeout, interval=0.1, what=js)
+
+
+WIDE = """Array.from(document.querySelectorAll('body *')).filter((e) => e.getBoundingClientRect().right > innerWidth + 1)
+  .slice(0, 8).map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.passed: list[str] = []
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        except BaseException as exc:
+            raise AssertionError(f"step {name!r} failed after {self.passed}: {exc}") from exc
+        self.passed.append(name)
+        print(f"[e2e] ok  {name} ({time.monotonic() - t0:.1f}s)")
+
+
+@pytest.fixture
+def live_server(sqlite_url: str, make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
+    with thread_server(make_settings(sqlite_url)) as srv:
+        yield srv
+
+
+def _product_session(server: LiveServer, admin: str, w: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A public session showing one product in two sizes, in stock at the session's store."""
+    store = w["store"]["id"]
+    with server.client(admin) as c:
+        r = c.post("/api/products", json={"title": "Linen shirt", "price": 59900, "currency": "CNY",
+                                          "store_id": store, "image_url": "/static/favicon.svg",
+                                          "variants": [{"size": "S", "sku": "LS-S"}, {"size": "M", "sku": "LS-M"}]})
+        assert r.status_code == 201, r.text
+        product = r.json()
+        for v in product["variants"]:
+            r = c.put(f"/api/products/{product['id']}/stock",
+                      json={"store_id": store, "variant_id": v["id"], "quantity": 10})
+            assert r.status_code == 200, r.text
+        r = c.post("/api/sessions", json={"title": "Summer linen, live from Xintiandi", "kind": "public",
+                                          "store_id": store, "host_id": w["associate"]["id"],
+                                          "product_ids": [product["id"]]})
+        assert r.status_code == 201, r.text
+        return product, r.json()
+
+
+def _report(server: LiveServer, admin: str, sid: str) -> dict[str, Any] | None:
+    with server.client(admin) as c:
+        r = c.get(f"/api/reports/sessions/{sid}")
+    if r.status_code != 200:
+        return None
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
+    server = live_server
+    step = Steps()
+    w = build_world(server, admin)
+    product, sess = _product_session(server, admin, w)
+    sid = sess["id"]
+    with chromium() as browser:
+        host_ctx = browser.new_context(viewport=DESKTOP)
+        host = host_ctx.new_page()
+        host_errors = watch_console(host)
+        phones = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+                  for _ in range(2)]
+        viewers = [ctx.new_page() for ctx in phones]
+        viewer_errors = [watch_console(p) for p in viewers]
+
+        with step("host signs in by the studio link"):
+            host.goto(sess["studio_url"])
+            assert host.url == f"{server.url}/studio/{sid}"
+            host.wait_for_selector("#conn[data-state=open]", state="attached", timeout=15000)
+
+        with step("host goes live from the fake camera (WHIP)"):
+            until(host, "document.querySelector('#preview').videoWidth > 0", 15)
+            host.click("#go-live")
+            host.wait_for_selector("#rtc-state:has-text('You are live')", timeout=20000)
+            host.wait_for_selector("#status-badge[data-state=live]", timeout=10000)
+
+        with step("two phones open the watch page and their video plays (WHEP)"):
+            for v in viewers:
+                v.goto(f"{server.url}/watch/{sid}")
+            for v in viewers:
+                v.wait_for_selector("#live-badge:not([hidden])", timeout=15000)
+                grown = v.evaluate(FRAMES_GROW, [10, 25000])
+                assert grown["ok"], grown
+            wait_for(lambda: host.text_content("#count-viewers") == "2", 15, what="host sees 2 viewers")
+
+        with step("a chat from one phone appears on the other, escaped"):
+            text = "Hello from phone A <b>bold?</b> & more"
+            viewers[0].fill("#chat-text", text)
+            viewers[0].press("#chat-text", "Enter")
+            viewers[1].wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
+            li = viewers[1].locator("#chat li", has_text="Hello from phone A").first
+            assert text in li.inner_text() and li.locator("b").count() == 0
+            host.wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
+
+        with step("the host pins the product; the card shows on the phones"):
+            host.click(f"#products li[data-product='{product['id']}'] button:has-text('Pin')")
+            for v in viewers:
+                v.wait_for_selector("#card:not([hidden]) #card-title:has-text('Linen shirt')", timeout=10000)
+            assert viewers[0].locator("#card-variant option").count() == 2
+
+        with step("first purchase: the profile sheet, once"):
+            a = viewers[0]
+            a.select_option("#card-variant", label="M")
+            a.click("#buy")
+            a.wait_for_selector("#profile[open]", timeout=10000)
+            a.fill("#p-name", "Ana Client")
+            a.fill("#p-email", "ana@example.com")
+            a.fill("#p-card", DEMO_CARD)
+            a.click("#profile-submit")
+            a.wait_for_selector("#confirm:has-text('Order confirmed')", timeout=15000)
+            assert not a.is_visible("#profile")
+            first = a.text_content("#confirm") or ""
+
+        with step("second purchase: one tap"):
+            a.wait_for_selector("#buy:not([disabled])")
+            a.click("#buy")
+            until(a, "(t) => document.querySelector('#confirm').textContent.includes('confirmed')"
+                     " && document.querySelector('#confirm').textContent !== t", 15, arg=first)
+            assert not a.is_visible("#profile")
+            ids = {m for m in re.findall(r"\((\w+)\)", first + (a.text_content("#confirm") or ""))}
+            assert len(ids) == 2, ids
+
+        with step("the other phone sees the 'just bought' ticker; the host's counters count 2 orders"):
+            viewers[1].wait_for_selector("#ticker:not([hidden])", timeout=10000)
+            host.wait_for_selector("#count-orders:has-text('2')", timeout=10000)
+
+        shot(host, "studio-desktop")
+        shot(viewers[0], "watch-375")
+        shot(viewers[1], "watch-375-other")
+
+        with step("the dashboard shows reach 2, buyers 1, conversion 50% for the session"):
+            wait_for(lambda: (r := _report(server, admin, sid)) and r["reach"] == 2 and r["buyers"] == 1,
+                     30, interval=0.5, what="analytics roll-up")
+            dash_ctx = browser.new_context(viewport=DESKTOP)
+            dash = dash_ctx.new_page()
+            dash_errors = watch_console(dash)
+            dash.goto(f"{server.url}/dashboard")
+            dash.fill("#token", admin)
+            dash.click("button[type=submit]")
+            dash.wait_for_url(f"{server.url}/dashboard")
+            row = dash.locator(f"#sessions tr[data-session='{sid}']")
+            row.wait_for(timeout=15000)
+            cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+            assert cells[5:8] == ["2", "1", "50%"], cells
+            row.locator("button").click()
+            dash.wait_for_selector("#funnel li", timeout=10000)
+            until(dash, "!!(window.Chart && Chart.getChart(document.querySelector('#scatter')))", 10)
+            shot(dash, "dashboard-desktop")
+            dash.set_viewport_size(PHONE)
+            try:
+                until(dash, f"document.documentElement.scrollWidth <= {PHONE['width']}", 10)
+            except AssertionError:
+                wide = dash.evaluate(WIDE)
+                raise AssertionError(f"wider than the phone: {wide}") from None
+            dash.evaluate("window.scrollTo(0, 0)")
+            shot(dash, "dashboard-375")
+            dash.set_viewport_size(DESKTOP)
+            dash.evaluate("window.scrollTo(0, 0)")
+            shot(dash, "dashboard-desktop-top")
+
+        with step("the host ends the session; the phones show the end"):
+            host.once("dialog", lambda d: d.accept())
+            host.click("#end-session")
+            for v in viewers:
+                v.wait_for_selector("#state:not([hidden]) #state-title:has-text('ended')", timeout=10000)
+            shot(viewers[0], "watch-ended-375")
+
+        errors = [e for e in [*host_errors, *dash_errors, *viewer_errors[0], *viewer_errors[1]]
+                  if "Content Security Policy" in e or "Uncaught" in e]
+        assert errors == [], errors
+    print(f"[e2e] all steps passed: {step.passed}")
+
+
+def test_private_session_needs_its_invite(live_server: LiveServer, admin: str) -> None:
+    """Refused without an invite (the page asks for it); admitted with the invite link; the video plays."""
+    w = build_world(live_server, admin)
+    priv = w["private"]
+    with live_server.client(admin) as c:
+        invite = c.post(f"/api/sessions/{priv['id']}/invites", json={"client_ids": [w["clients"][1]["id"]]}).json()[0]
+    with httpx.Client(base_url=live_server.url) as anon:
+        r = anon.post(f"/api/sessions/{priv['id']}/viewers", json={})
+        assert (r.status_code, r.json()["error"]) == (403, "invite_required")
+    with chromium() as browser:
+        host = browser.new_context(viewport=DESKTOP).new_page()
+        host.goto(priv["studio_url"])
+        until(host, "document.querySelector('#preview').videoWidth > 0", 15)
+        host.click("#go-live")
+        host.wait_for_selector("#rtc-state:has-text('You are live')", timeout=20000)
+        stranger = browser.new_context(viewport=PHONE, is_mobile=True).new_page()
+        stranger.goto(f"{live_server.url}/watch/{priv['id']}")
+        stranger.wait_for_selector("#state-title:has-text('By invitation only')")
+        assert stranger.evaluate("document.querySelector('#video').srcObject") is None
+        guest = browser.new_context(viewport=PHONE, is_mobile=True).new_page()
+        guest.goto(invite["url"])
+        guest.wait_for_selector("#live-badge:not([hidden])", timeout=15000)
+        grown = guest.evaluate(FRAMES_GROW, [5, 25000])
+        assert grown["ok"], grown
+        shot(guest, "watch-private-invited-375")
