@@ -11,7 +11,8 @@ import pytest
 
 from live.auth import Tokens
 from live.config import Settings
-from tests.conftest import SECRET
+from tests.conftest import ADMIN_TOKEN, SECRET
+from tests.support.factory import build_world
 from tests.support.server import LiveServer, thread_server
 from tests.test_room_support import close_all, host_token, join, open_room, viewer
 
@@ -169,9 +170,6 @@ def slow_server(sqlite_url: str, make_settings: Callable[..., Settings]) -> Any:
 
 
 async def test_slow_consumer_is_closed_while_others_get_everything(slow_server: LiveServer) -> None:
-    from tests.support.factory import build_world
-    from tests.conftest import ADMIN_TOKEN
-
     world = build_world(slow_server, ADMIN_TOKEN)
     sid = world["public"]["id"]
     joined = await join(slow_server, sid, "Stuck")
