@@ -111,6 +111,23 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         viewers = [ctx.new_page() for ctx in phones]
         viewer_errors = [watch_console(p) for p in viewers]
 
+        ws_urls: list[str] = []
+        gate = {"open": True}
+        sockets: list[Any] = []
+
+        def through_gate(ws: Any) -> None:
+            """Phone B's room socket, passed to the server unless the test holds the gate shut."""
+            ws_urls.append(ws.url)
+            if not gate["open"]:
+                ws.close(code=1012, reason="test: server away")
+                return
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        viewers[1].route_web_socket(re.compile(r".*/ws/sessions/.*"), through_gate)
+        answers: list[str] = []
+        host.on("dialog", lambda d: d.accept(answers.pop(0) if answers else None))
+
         with step("host signs in by the studio link"):
             host.goto(sess["studio_url"])
             assert host.url == f"{server.url}/studio/{sid}"
@@ -139,6 +156,44 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             li = viewers[1].locator("#chat li", has_text="Hello from phone A").first
             assert text in li.inner_text() and li.locator("b").count() == 0
             host.wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
+
+        with step("questions: ask, vote, sorted for the host, answered"):
+            viewers[0].click("#open-questions")
+            viewers[0].fill("#question-text", "Is the linen pre-washed?")
+            viewers[0].press("#question-text", "Enter")
+            viewers[0].click("#questions [data-close]")
+            viewers[1].click("#open-questions")
+            vote = viewers[1].locator("#question-list li", has_text="pre-washed").locator("button")
+            vote.wait_for(timeout=10000)
+            vote.click()
+            host.wait_for_selector("#questions li:has-text('pre-washed') .votes:has-text('1')", timeout=10000)
+            viewers[1].wait_for_selector("#question-list li:has-text('pre-washed') button:has-text('1')",
+                                         timeout=10000)
+            viewers[1].click("#questions [data-close]")
+            host.click("#questions li:has-text('pre-washed') button:has-text('Answered')")
+            host.wait_for_selector("#questions li.answered:has-text('pre-washed')", timeout=10000)
+
+        with step("the host deletes a chat message; it disappears on the phones"):
+            viewers[1].fill("#chat-text", "buy cheap watches here")
+            viewers[1].press("#chat-text", "Enter")
+            host.locator("#chat li", has_text="cheap watches").locator("button:has-text('Delete')").click()
+            host.wait_for_selector("#chat li.deleted", timeout=10000)
+            for v in viewers:
+                v.wait_for_selector("#chat li:has-text('cheap watches')", state="detached", timeout=10000)
+
+        with step("a phone's room connection drops: it shows it, then resumes with after= and misses nothing"):
+            gate["open"] = False
+            sockets[-1].close(code=1012, reason="test: server restart")
+            viewers[1].wait_for_selector("#conn[data-state=reconnecting]:has-text('reconnecting')", timeout=10000)
+            shot(viewers[1], "watch-reconnecting-375")
+            viewers[0].fill("#chat-text", "sent while B was away")
+            viewers[0].press("#chat-text", "Enter")
+            host.wait_for_selector("#chat li:has-text('sent while B was away')", timeout=10000)
+            gate["open"] = True
+            viewers[1].wait_for_selector("#chat li:has-text('sent while B was away')", timeout=20000)
+            viewers[1].wait_for_selector("#conn[data-state=open]", state="attached", timeout=10000)
+            assert "after=" in ws_urls[-1], ws_urls
+            assert viewers[1].locator("#chat li", has_text="sent while B was away").count() == 1
 
         with step("the host pins the product; the card shows on the phones"):
             host.click(f"#products li[data-product='{product['id']}'] button:has-text('Pin')")
@@ -171,6 +226,27 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         with step("the other phone sees the 'just bought' ticker; the host's counters count 2 orders"):
             viewers[1].wait_for_selector("#ticker:not([hidden])", timeout=10000)
             host.wait_for_selector("#count-orders:has-text('2')", timeout=10000)
+
+        with step("the host starts a flash deal; the phones count down at the deal price"):
+            answers[:] = ["5", "20", "10"]  # minutes, percent off, pieces
+            host.click(f"#products li[data-product='{product['id']}'] button:has-text('Start deal')")
+            for v in viewers:
+                v.wait_for_selector("#deal:not([hidden]) #deal-time", timeout=10000)
+                v.wait_for_selector("#card-was:not([hidden])", timeout=10000)
+                assert "479.20" in (v.text_content("#card-price") or "")
+
+        with step("the host's stream stops: phones show 'host reconnecting', then the video resumes"):
+            host.click("#stop-stream")
+            for v in viewers:
+                v.wait_for_selector("#state:not([hidden]) #state-title:has-text('Host reconnecting')",
+                                    timeout=15000)
+            shot(viewers[0], "watch-host-away-375")
+            host.click("#go-live")
+            host.wait_for_selector("#rtc-state:has-text('You are live')", timeout=20000)
+            for v in viewers:
+                v.wait_for_selector("#state", state="hidden", timeout=15000)
+                grown = v.evaluate(FRAMES_GROW, [10, 25000])
+                assert grown["ok"], grown
 
         shot(host, "studio-desktop")
         shot(viewers[0], "watch-375")
@@ -207,7 +283,6 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             shot(dash, "dashboard-desktop-top")
 
         with step("the host ends the session; the phones show the end"):
-            host.once("dialog", lambda d: d.accept())
             host.click("#end-session")
             for v in viewers:
                 v.wait_for_selector("#state:not([hidden]) #state-title:has-text('ended')", timeout=10000)

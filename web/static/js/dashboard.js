@@ -86,7 +86,7 @@ function renderChart(rows, corr) {
       responsive: true, maintainAspectRatio: false, animation: false,
       scales: {
         x: { type: "logarithmic", title: { display: true, text: "Reach (distinct viewers, log scale)" } },
-        y: { beginAtZero: true, title: { display: true, text: "Conversion (%)" } },
+        y: { beginAtZero: true, grace: "10%", title: { display: true, text: "Conversion (%)" } },
       },
       plugins: {
         tooltip: { callbacks: { label: (c) => `${c.raw.title}: ${num(c.raw.x)} viewers, ${c.raw.y.toFixed(1)}%` } },

@@ -2,7 +2,8 @@
 
 export const messageId = (e) => e.message_id ?? e.chat_id ?? e.id;
 export const questionId = (e) => e.question_id ?? e.id;
-export const author = (e) => e.name || (e.role === "host" ? "Host" : e.role === "staff" ? "Staff" : "Viewer");
+export const author = (e) => e.name || (e.role === "host" ? "Host" : e.role === "staff" ? "Staff"
+  : e.viewer_id ? `Viewer ${String(e.viewer_id).slice(-4)}` : "Viewer");
 export const isHost = (e) => e.role === "host" || e.from === "host" || e.host === true;
 
 /** The state carried by the first frame (hello/state): whatever of it the room sends. */
