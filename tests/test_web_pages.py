@@ -229,3 +229,26 @@ def test_phone_layout_login_and_private_invite(web: LiveServer, w: dict[str, Any
         shot(vp, "watch-scheduled-375")
         csp = [e for e in errors + verrors if "Content Security Policy" in e]
         assert csp == []
+
+
+def test_preshow_countdown_and_ended_pages(web: LiveServer, w: dict[str, Any], admin: str) -> None:
+    import time
+
+    with web.client(admin) as c:
+        later = c.post("/api/sessions", json={"title": "Wednesday 19:00 series", "kind": "public",
+                                              "store_id": w["store"]["id"], "host_id": w["associate"]["id"],
+                                              "scheduled_at": int(time.time() * 1000) + 2 * 3600 * 1000}).json()
+    with web.client(w["public"]["host_token"]) as host:
+        assert host.post(f"/api/sessions/{w['public']['id']}/end").status_code == 200
+    with chromium() as browser:
+        page = browser.new_context(viewport=PHONE, is_mobile=True).new_page()
+        errors = watch_console(page)
+        page.goto(f"{web.url}/watch/{later['id']}")
+        page.wait_for_selector("#state-title:has-text('Starting soon')")
+        page.wait_for_selector("#state-countdown:not([hidden])")
+        assert re.fullmatch(r"1:59:\d\d|2:00:00", page.text_content("#state-countdown") or "")
+        shot(page, "watch-countdown-375")
+        page.goto(f"{web.url}/watch/{w['public']['id']}")
+        page.wait_for_selector("#state-title:has-text('ended')")
+        assert not page.is_visible("#live-badge")
+        assert [e for e in errors if "Content Security Policy" in e] == []

@@ -7,7 +7,7 @@ import { HELLO, author, messageId, questionId, snapshot } from "./events.js";
 
 const SID = document.body.dataset.session;
 const params = new URLSearchParams(location.search);
-const REACTIONS = { heart: "❤️", fire: "🔥", clap: "👏", wow: "😮", like: "👍" };
+const REACTIONS = { heart: "heart", fire: "fire", clap: "clap", laugh: "laugh", wow: "laugh", like: "heart" };
 
 const state = {
   token: null, viewerId: null, status: null, scheduledAt: null, hostAway: false,
@@ -44,7 +44,7 @@ function render() {
     showState("This live has ended", "Thank you for watching.");
   } else if (state.status === "scheduled") {
     const at = state.scheduledAt;
-    showState("Starting soon", at ? `The show starts at ${new Date(at).toLocaleString()}.` : "The host has not started yet.",
+    showState("Starting soon", at ? `The show starts ${new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" })}.` : "The host has not started yet.",
       { countdownTo: at && at > Date.now() ? at : null });
   } else if (state.hostAway) {
     showState("Host reconnecting…", "The host lost their connection. Stay here: the show resumes by itself.", { soft: true });
@@ -169,7 +169,7 @@ function renderQuestions() {
 function flyReaction(kind) {
   const box = $("#reactions-fly");
   if (box.children.length > 20) return;
-  const s = el("span", {}, REACTIONS[kind] || "❤️");
+  const s = el("span", {}, el("img", { src: `/static/icons/${REACTIONS[kind] || "heart"}.svg`, alt: "", width: 28, height: 28 }));
   s.style.right = `${Math.round(Math.random() * 24)}px`;
   box.append(s);
   setTimeout(() => s.remove(), 2600);
@@ -213,7 +213,7 @@ function renderCard() {
 function confirmOrder(order) {
   const total = order.total ?? order.amount ?? order.total_minor;
   const box = $("#confirm");
-  box.textContent = `✓ Order confirmed${order.id ? ` (${order.id})` : ""}${total !== undefined ? ` — ${money(total, order.currency || state.card.currency)}` : ""}. Thank you!`;
+  box.textContent = `Order confirmed${order.id ? ` (${order.id})` : ""}${total !== undefined ? ` — ${money(total, order.currency || state.card.currency)}` : ""}. Thank you!`;
   box.hidden = false;
   setTimeout(() => { box.hidden = true; }, 8000);
 }
@@ -305,7 +305,8 @@ async function submitProfile(ev) {
 function showTicker(e) {
   const t = $("#ticker");
   const where = e.city ? ` in ${e.city}` : "";
-  t.textContent = e.text || `Someone${where} just bought ${e.title || "this"}`;
+  t.replaceChildren(el("img", { src: "/static/icons/bag.svg", alt: "", width: 16, height: 16 }),
+    " ", e.text || `Someone${where} just bought ${e.title || "this"}`);
   t.hidden = false;
   clearTimeout(showTicker.timer);
   showTicker.timer = setTimeout(() => { t.hidden = true; }, 5000);
