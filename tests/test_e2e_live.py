@@ -234,6 +234,7 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
                 v.wait_for_selector("#deal:not([hidden]) #deal-time", timeout=10000)
                 v.wait_for_selector("#card-was:not([hidden])", timeout=10000)
                 assert "479.20" in (v.text_content("#card-price") or "")
+            host.wait_for_selector(f"#products li[data-product='{product['id']}'] .deal-line", timeout=10000)
 
         with step("the host's stream stops: phones show 'host reconnecting', then the video resumes"):
             host.click("#stop-stream")
@@ -249,6 +250,10 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
                 assert grown["ok"], grown
 
         shot(host, "studio-desktop")
+        host.set_viewport_size(PHONE)
+        until(host, f"document.documentElement.scrollWidth <= {PHONE['width']}", 10)
+        shot(host, "studio-375")
+        host.set_viewport_size(DESKTOP)
         shot(viewers[0], "watch-375")
         shot(viewers[1], "watch-375-other")
 

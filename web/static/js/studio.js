@@ -1,6 +1,6 @@
 // The host's studio: camera, go live (WHIP), products and pins, questions, chat moderation, counters.
 
-import { $, api, el, money, toast } from "./common.js";
+import { $, api, clock, el, money, toast } from "./common.js";
 import { Room } from "./room.js";
 import { publish, unpublish } from "./rtc.js";
 import { HELLO, author, messageId, questionId, snapshot } from "./events.js";
@@ -12,7 +12,7 @@ body.removeAttribute("data-token");  // keep it out of the DOM once read
 
 const state = {
   stream: null, live: null, status: body.dataset.status, pinned: null,
-  products: [], questions: new Map(), revenueCurrency: null,
+  products: [], questions: new Map(), revenueCurrency: null, deals: new Map(),
 };
 
 // ---- connection state -------------------------------------------------------------------
@@ -136,15 +136,19 @@ function renderProducts() {
   const list = $("#products");
   list.replaceChildren(...state.products.map((p) => {
     const pinned = state.pinned === p.id;
+    const deal = state.deals.get(p.id);
     const img = el("img", { alt: "", src: p.image_url || undefined, loading: "lazy" });
     const actions = el("div", { class: "p-actions" },
       el("button", {
         type: "button", class: pinned ? "small" : "small primary", "aria-pressed": pinned ? "true" : "false",
         onclick: () => room.send(pinned ? { type: "unpin" } : { type: "pin", product_id: p.id }),
       }, pinned ? "Unpin" : "Pin"),
-      el("button", { type: "button", class: "small", onclick: () => startDeal(p) }, "Start deal"));
+      deal ? el("button", { type: "button", class: "small danger", onclick: () => endDeal(deal) }, "End deal")
+        : el("button", { type: "button", class: "small", onclick: () => startDeal(p) }, "Start deal"));
+    const dealLine = deal ? el("div", { class: "deal-line small", dataset: { ends: deal.ends_at } },
+      `Deal ${money(deal.price, p.currency)} · ${deal.remaining ?? "?"} left · `, el("span", { class: "deal-left" }, clock(deal.ends_at - Date.now()))) : null;
     return el("li", { class: pinned ? "pinned" : "", dataset: { product: p.id } },
-      img, el("div", {}, el("div", { class: "p-title" }, p.title), el("div", { class: "muted small" }, money(p.price, p.currency))),
+      img, el("div", {}, el("div", { class: "p-title" }, p.title), el("div", { class: "muted small" }, money(p.price, p.currency)), dealLine),
       actions);
   }));
 }
@@ -154,6 +158,7 @@ async function loadProducts() {
     const data = await api(`/api/sessions/${SID}/products`, { token: TOKEN });
     const items = Array.isArray(data) ? data : (data.items || data.products || []);
     state.products = items.map((p) => ({ ...p, id: p.id ?? p.product_id, price: p.price ?? p.price_minor }));
+    for (const p of state.products) if (p.deal) setDeal({ ...p.deal, product_id: p.id }, true);
     $("#products-state").textContent = state.products.length ? "" : "No products in this session.";
   } catch (e) {
     $("#products-state").textContent = e.status === 404 && e.error === "not_found"
@@ -161,6 +166,29 @@ async function loadProducts() {
       : `Could not load products: ${e.detail}`;
   }
   renderProducts();
+}
+
+function setDeal(deal, running) {
+  if (!deal || !deal.product_id) return;
+  if (running && deal.ends_at > Date.now()) state.deals.set(deal.product_id, deal);
+  else state.deals.delete(deal.product_id);
+  renderProducts();
+}
+
+setInterval(() => {
+  for (const d of state.deals.values()) if (d.ends_at <= Date.now()) { setDeal(d, false); return; }
+  for (const span of document.querySelectorAll("#products .deal-line")) {
+    span.querySelector(".deal-left").textContent = clock(Number(span.dataset.ends) - Date.now());
+  }
+}, 1000);
+
+async function endDeal(deal) {
+  try {
+    await api(`/api/sessions/${SID}/deals/${encodeURIComponent(deal.deal_id ?? deal.id)}/end`, { method: "POST", token: TOKEN });
+    setDeal(deal, false);
+  } catch (e) {
+    toast(`Could not end the deal: ${e.detail}`);
+  }
 }
 
 async function startDeal(p) {
@@ -259,6 +287,8 @@ function onEvents(events) {
       case "presence": setCounters({ viewers: e.viewers }); break;
       case "counters": setCounters(e); break;
       case "status": setStatus(e.status); break;
+      case "deal_started": setDeal(e, true); break;
+      case "deal_ended": setDeal(e, false); break;
       case "error": toast(e.detail || e.error); break;
       default: break;
     }
