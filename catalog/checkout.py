@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog.buyers import Buyer, load_buyer
@@ -34,7 +34,7 @@ from catalog.models import CheckoutRequest, Order, OrderItem, Profile
 from catalog.orders import order_items, order_json, transition
 from catalog.payments.base import Payment, PaymentDeclined, PaymentProvider
 from catalog.signals import Signals
-from catalog.stock import release_order, reserve_lines
+from catalog.stock import release_order, reserve_lines, short_of_stock
 from live.auth import Viewer
 from live.db import Database, new_id, now_ms
 from live.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -137,8 +137,10 @@ class Checkout:
             await asyncio.sleep(0.05)
 
     async def _reserve(self, who: Viewer, key: str, digest: str, req: OrderRequest) -> Reserved | None:
+        """Validate and price without locks, then one short write: insert the key, the order and its lines,
+        and take stock last, so the contended stock row is locked only for that update and the commit."""
         now = now_ms()
-        async with self.db.write() as s:
+        async with self.db.read() as s:
             if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
                 return None
             buyer = await load_buyer(s, who)
@@ -151,24 +153,34 @@ class Checkout:
                                code="profile_required")
             items = list(req.items) if req.items is not None else await cart_for_checkout(s, req.cart_id, buyer)
             lines, overdue = await price_lines(s, sess, items, on_deal_end=req.on_deal_end, now=now)
-            record = CheckoutRequest(viewer_id=who.viewer_id, key=key, request_hash=digest, created_at=now)
-            s.add(record)
+            failure = await short_of_stock(s, sess.store_id, lines)  # sold out: answer without locking
+        if overdue:
+            await self._check_deals([d.id for d in overdue])
+        record = CheckoutRequest(viewer_id=who.viewer_id, key=key, request_hash=digest, created_at=now)
+        async with self.db.write() as s:
+            if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
+                return None
+            if failure is not None:
+                record.status_code, record.response = 409, _error(*failure)
+                s.add(record)
+                return None
+            order, order_lines = self._new_order(sess, buyer, profile, lines, req.cart_id, now)
+            record.order_id = order.id
+            s.add_all([record, order])
             await s.flush()  # the key is ours before we touch stock (a concurrent twin waits here)
+            s.add_all(order_lines)
             failure = await reserve_lines(s, sess.store_id, buyer.viewer_id, lines, on_deal_end=req.on_deal_end,
                                           now=now)
             if failure is not None:
-                record.status_code, record.response = (409, _error(*failure))
-                result = None
-            else:
-                order, order_lines = self._new_order(sess, buyer, profile, lines, req.cart_id, now)
-                s.add(order)
-                await s.flush()
-                s.add_all(order_lines)
-                record.order_id = order.id
-                result = Reserved(order, order_lines, profile.payment_provider, profile.payment_token, buyer)
-        if overdue:
-            await self._check_deals([d.id for d in overdue])
-        return result
+                await s.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
+                await s.execute(delete(Order).where(Order.id == order.id))
+                record.order_id, record.status_code, record.response = None, 409, _error(*failure)
+                return None
+            if any(item.deal_id != line.deal_id for item, line in zip(order_lines, lines, strict=True)):
+                order.total = sum(ln.amount for ln in lines)  # a deal line fell back to the full price
+                for item, line in zip(order_lines, lines, strict=True):
+                    item.unit_price, item.deal_id = line.unit_price, line.deal_id
+        return Reserved(order, order_lines, profile.payment_provider, profile.payment_token, buyer)
 
     def _new_order(self, sess: LiveSession, buyer: Buyer, profile: Profile, lines: list[Line],
                    cart_id: str | None, now: int) -> tuple[Order, list[OrderItem]]:

@@ -7,7 +7,7 @@ Callers take rows in variant-id order, then deals in id order, so transactions n
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,4 +96,15 @@ async def reserve_lines(s: AsyncSession, store_id: str, viewer_id: str, lines: l
                 await give_back(s, store_id, done.variant_id, done.qty)
             return failure, DEAL_FAILURES[failure]
         line.full_price()
+    return None
+
+
+async def short_of_stock(s: AsyncSession, store_id: str, lines: list[Line]) -> tuple[str, str] | None:
+    """A lock-free pre-check (the conditional update stays the authority): the first line short of stock."""
+    rows = await s.execute(select(Stock.variant_id, Stock.quantity).where(
+        Stock.store_id == store_id, Stock.variant_id.in_([ln.variant_id for ln in lines])))
+    have = dict(rows.all())
+    for line in lines:
+        if have.get(line.variant_id, 0) < line.qty:
+            return "out_of_stock", f"{line.title} is out of stock"
     return None
