@@ -15,6 +15,7 @@ from live.api import doc
 from live.auth import Host, Staff
 from live.errors import NotFound, PayloadTooLarge
 from live.http import read_body
+from live.models import LiveSession
 from live.sessions import ensure_session
 from web import signin
 from web.pages import SECURITY_HEADERS, message, redirect, render
@@ -33,6 +34,17 @@ def _ice(request: Request) -> str:
     except orjson.JSONDecodeError:
         return "[]"
     return orjson.dumps(value).decode() if isinstance(value, list) else "[]"
+
+
+async def _session(request: Request) -> LiveSession | None:
+    try:
+        return await ensure_session(request.app.state.db, request.path_params["id"])
+    except NotFound:
+        return None
+
+
+def _no_session() -> Response:
+    return message("No such session", "This live session does not exist.", 404)
 
 
 def _login_redirect(request: Request) -> Response:
@@ -86,10 +98,9 @@ async def logout(request: Request) -> Response:
      tag="pages", auth="host or staff", responses={303: "sign in first", 403: "not this session's host"})
 async def studio(request: Request) -> Response:
     sid = request.path_params["id"]
-    try:
-        sess = await ensure_session(request.app.state.db, sid)
-    except NotFound:
-        return message("No such session", "This session does not exist.", 404)
+    sess = await _session(request)
+    if sess is None:
+        return _no_session()
     tokens = signin.tokens_of(request)
     link_token = request.query_params.get("token")
     if link_token is not None:
@@ -113,12 +124,10 @@ async def studio(request: Request) -> Response:
 
 @doc("The viewer's live page (joins by itself; private sessions need `?invite=`)", tag="pages")
 async def watch(request: Request) -> Response:
-    sid = request.path_params["id"]
-    try:
-        sess = await ensure_session(request.app.state.db, sid)
-    except NotFound:
-        return message("No such session", "This live session does not exist.", 404)
-    return render("watch.html", private=True, session_id=sid, title=sess.title, kind=sess.kind,
+    sess = await _session(request)
+    if sess is None:
+        return _no_session()
+    return render("watch.html", private=True, session_id=sess.id, title=sess.title, kind=sess.kind,
                   ice=_ice(request))
 
 

@@ -36,17 +36,20 @@ async function exchange(url, pc, token) {
   return loc ? new URL(loc, location.href).pathname : null;
 }
 
-/** Publish a camera stream: returns {pc, resource}; stop with unpublish(). */
-export async function publish(sessionId, stream, token) {
-  const pc = new RTCPeerConnection({ iceServers: iceServers() });
-  for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+async function connect(url, pc, token) {
   try {
-    const resource = await exchange(`/whip/${encodeURIComponent(sessionId)}`, pc, token);
-    return { pc, resource };
+    return { pc, resource: await exchange(url, pc, token) };
   } catch (e) {
     pc.close();
     throw e;
   }
+}
+
+/** Publish a camera stream: returns {pc, resource}; stop with unpublish(). */
+export async function publish(sessionId, stream, token) {
+  const pc = new RTCPeerConnection({ iceServers: iceServers() });
+  for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  return connect(`/whip/${encodeURIComponent(sessionId)}`, pc, token);
 }
 
 export async function unpublish(session, token) {
@@ -69,11 +72,5 @@ export async function watch(sessionId, token, onTrack) {
     stream.addTrack(ev.track);
     onTrack(stream);
   };
-  try {
-    const resource = await exchange(`/whep/${encodeURIComponent(sessionId)}`, pc, token);
-    return { pc, resource };
-  } catch (e) {
-    pc.close();
-    throw e;
-  }
+  return connect(`/whep/${encodeURIComponent(sessionId)}`, pc, token);
 }

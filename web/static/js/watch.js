@@ -100,7 +100,11 @@ async function start(invite) {
 }
 
 function onRoomClosed(code, reason) {
-  if (code === 4403 || code === 1008) showState("You cannot join", reason || "You have been removed from this session.");
+  if (code !== 4403 && code !== 1008) return;
+  clearTimeout(state.videoTimer);
+  if (state.video) { state.video.pc.close(); state.video = null; }
+  state.status = "removed";
+  showState("You cannot join", reason || "You have been removed from this session.");
 }
 
 // ---- video --------------------------------------------------------------------------------
