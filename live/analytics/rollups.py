@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, insert, select, true, tuple_, update
+from sqlalchemy import Table, bindparam, case, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,7 +125,8 @@ async def _log(s: AsyncSession, events: Sequence[Event]) -> None:
              "ref": e.order_id or e.invite_id or e.source}
             for e in events if e.kind != "heartbeat"]
     if rows:
-        await s.execute(insert(AnalyticsEvent), rows)
+        table: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
+        await s.execute(table.insert(), rows)  # Core executemany: no primary keys fetched back
 
 
 async def _viewers(s: AsyncSession, dialect: str, events: Sequence[Event], known: KnownViewers | None,
