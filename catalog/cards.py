@@ -33,7 +33,7 @@ async def _cards(s: AsyncSession, sess: LiveSession, products: list[Product]) ->
               for v in variants[p.id]]
         deal = deals.get(p.id)
         cards.append({
-            "product_id": p.id, "title": p.title, "description": p.description, "image_url": p.image_url,
+            "product_id": p.id, "id": p.id, "title": p.title, "description": p.description, "image_url": p.image_url,
             "images": list(p.images or ([p.image_url] if p.image_url else [])), "price": p.price_minor,
             "currency": p.currency, "variants": vs, "available": any(v["available"] for v in vs),
             "pinned": sess.pinned_product_id == p.id,

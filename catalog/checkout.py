@@ -266,7 +266,8 @@ class Checkout:
         if not won:  # the hold ran out while we were paying and recover() released it: give the money back
             await self._settle_payment(order)
             return await self._answer_of(order)
-        await self.signals.purchased(body, {"viewer_id": viewer_id, "city": order.city})
+        await self.signals.purchased(body, {"viewer_id": viewer_id, "city": order.city,
+                                            "invite_id": order.invite_id, "associate_id": order.associate_id})
         await self._check_deals([i.deal_id for i in items if i.deal_id])
         return 201, body
 

@@ -73,4 +73,5 @@ class Signals:
         await self.send_counters(sid)
         self.track("purchase", sid, attribution["viewer_id"], order_id=order["order_id"], amount=order["total"],
                    currency=order["currency"], replay=order["replay"], pinned=order["pinned"],
+                   invite_id=attribution.get("invite_id"), associate_id=attribution.get("associate_id"),
                    product_ids=[i["product_id"] for i in order["items"]])
