@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from live.room import store
 from live.room.bus import EventBus, LocalBus
 from live.room.hub import Hub
+from live.room.persist import Persister
 from live.room.presence import LocalPresence, Presence, RedisPresence
 from live.room.protocol import RateLimiter
 from live.room.redis_bus import RedisBus
@@ -46,7 +47,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
     hub = Hub(bus=bus, presence=presence, metrics=st.metrics, track=track, tick_ms=settings.room_tick_ms,
               limiter=RateLimiter(settings.rate_limit_messages, settings.rate_limit_window))
-    rooms = RoomService(db=st.db, bus=bus, hub=hub, track=track)
+    persister = Persister(st.db)
+    rooms = RoomService(db=st.db, bus=bus, hub=hub, track=track, persister=persister)
     hub.bind(emit=rooms.emit, load_state=rooms.load_state)
     st.bus, st.room_hub, st.rooms = bus, hub, rooms
     st.sessions = SessionService(st.db, st.tokens, emit=rooms.emit)
@@ -55,6 +57,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         st.metrics.sessions_live.set(await store.live_sessions(st.db))
 
     st.metric_refreshers.append(refresh_sessions_live)
+    persister.start()
     await bus.start(hub.deliver)
     hub.start()
     try:
@@ -62,6 +65,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         await hub.close()
         await bus.close()
+        await persister.close()
 
 
 def routes() -> list[BaseRoute]:

@@ -12,8 +12,8 @@ The bus assigns ``id`` and ``ts``; stored events go to ``room_events`` (``presen
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from catalog.cards import pin_card
 from live.db import Database, new_id, now_ms
@@ -24,31 +24,49 @@ from live.room.bus import EventBus
 from live.room.connection import Connection
 from live.room.events import EPHEMERAL_TYPES, STAFF_ONLY_TYPES, Event
 from live.room.hub import Hub, Track
+from live.room.persist import BACKLOG, Persister
 from live.room.protocol import Intent
 from live.room.state import RECENT_CHAT, RoomState
 
 REPLAY_PAGE = 500
+T = TypeVar("T")
 
 
 class RoomService:
-    def __init__(self, *, db: Database, bus: EventBus, hub: Hub, track: Track) -> None:
+    def __init__(self, *, db: Database, bus: EventBus, hub: Hub, track: Track, persister: Persister) -> None:
         self.db, self.bus, self.hub, self.track = db, bus, hub, track
+        self.persister = persister
 
     # -- publishing --------------------------------------------------------------------------
     async def emit(self, session_id: str, type: str, data: dict[str, Any], *, store: bool = True,
                    audience: str = "all") -> dict[str, Any]:
+        """Publish; when ``store``, return once the event is committed to ``room_events``."""
         return (await self._publish(session_id, type, data, store=store, audience=audience)).public()
 
     async def _publish(self, session_id: str, type: str, data: dict[str, Any], *rows: Any, store: bool = True,
-                       audience: str = "all") -> Event:
+                       audience: str = "all", wait: bool = True) -> Event:
+        """Assign the id (the bus), then store the event with its state ``rows`` in the next group
+        commit. ``wait=False`` (chat, the hot path) returns before the commit unless the
+        persister is backlogged."""
         if audience not in ("all", "staff"):
             raise ValueError(f"unknown audience {audience!r}")
         if type in STAFF_ONLY_TYPES:
             audience = "staff"
         ev = await self.bus.publish(session_id, type, data, audience)
-        if (store and type not in EPHEMERAL_TYPES) or rows:
-            await storage.save(self.db, ev if store and type not in EPHEMERAL_TYPES else None, *rows)
+        stored = store and type not in EPHEMERAL_TYPES
+        if stored or rows:
+            fut = self.persister.submit([*rows, storage.event_row(ev)] if stored else list(rows))
+            if wait or self.persister.backlog > BACKLOG:
+                await fut
         return ev
+
+    async def _retry_after_drain(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn``; on NotFound, wait for queued rows to be committed and try once more."""
+        try:
+            return await fn()
+        except NotFound:
+            await self.persister.drained()
+            return await fn()
 
     # -- the state a connecting client starts from -------------------------------------------
     async def load_state(self, session_id: str) -> RoomState:
@@ -103,7 +121,8 @@ class RoomService:
         row = ChatMessage(id=mid, session_id=conn.session_id, viewer_id=conn.actor_id, name=conn.name,
                           text=text, created_at=now_ms())
         await self._publish(conn.session_id, "chat", {"message_id": mid, "viewer_id": conn.actor_id,
-                                                     "name": conn.name, "role": conn.role, "text": text}, row)
+                                                     "name": conn.name, "role": conn.role, "text": text}, row,
+                            wait=False)
         self.track("chat", conn.session_id, conn.viewer_id)
 
     async def _on_question(self, conn: Connection, state: RoomState, text: str) -> None:
@@ -117,7 +136,8 @@ class RoomService:
         self.track("question", conn.session_id, conn.viewer_id)
 
     async def _on_vote(self, conn: Connection, state: RoomState, question_id: str) -> None:
-        q = await storage.vote(self.db, conn.session_id, question_id, conn.actor_id)
+        q = await self._retry_after_drain(
+            lambda: storage.vote(self.db, conn.session_id, question_id, conn.actor_id))
         await self._publish(conn.session_id, "question_updated",
                             {"question_id": q.id, "votes": q.votes, "answered": q.answered})
 
@@ -135,12 +155,13 @@ class RoomService:
         await self._publish(conn.session_id, "unpin", {})
 
     async def _on_answer(self, conn: Connection, state: RoomState, question_id: str) -> None:
-        q = await storage.answer(self.db, conn.session_id, question_id)
+        q = await self._retry_after_drain(lambda: storage.answer(self.db, conn.session_id, question_id))
         await self._publish(conn.session_id, "question_updated",
                             {"question_id": q.id, "votes": q.votes, "answered": True})
 
     async def _on_delete(self, conn: Connection, state: RoomState, message_id: str) -> None:
-        kind = await storage.delete_message(self.db, conn.session_id, message_id)
+        kind = await self._retry_after_drain(
+            lambda: storage.delete_message(self.db, conn.session_id, message_id))
         if kind == "chat":
             await self._publish(conn.session_id, "chat_deleted", {"message_id": message_id})
         else:
@@ -159,6 +180,3 @@ class RoomService:
         await self._publish(conn.session_id, "moderation", {"action": "ban", "viewer_id": viewer_id,
                                                             "by": conn.actor_id}, audience="staff")
 
-
-async def _save(db: Database, ev: Event | None, *rows: Any) -> None:
-    await storage.save(db, ev, *rows)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from live.db import Base, Database
+from live.db import Database
 from live.errors import Conflict, NotFound
 from live.models import (
     ChatMessage,
@@ -28,7 +28,7 @@ from live.room.events import Event
 _AUDIENCE_KEY = "_audience"
 
 
-def _row(ev: Event) -> RoomEvent:
+def event_row(ev: Event) -> RoomEvent:
     data = ev.data if ev.audience == "all" else {**ev.data, _AUDIENCE_KEY: ev.audience}
     return RoomEvent(session_id=ev.session_id, id=ev.id, type=ev.type, ts=ev.ts, data=data)
 
@@ -42,14 +42,6 @@ def _event(r: RoomEvent) -> Event:
 async def max_event_id(db: Database, session_id: str) -> int:
     async with db.read() as s:
         return int(await s.scalar(select(func.max(RoomEvent.id)).where(RoomEvent.session_id == session_id)) or 0)
-
-
-async def save(db: Database, ev: Event | None, *rows: Base) -> None:
-    """Store an event and the state rows that go with it, in one transaction."""
-    async with db.write() as s:
-        s.add_all(rows)
-        if ev is not None:
-            s.add(_row(ev))
 
 
 async def events_between(db: Database, session_id: str, after: int, before: int | None,
@@ -97,12 +89,18 @@ async def open_questions(db: Database, session_id: str, limit: int = 200) -> lis
 
 
 async def recent_chat(db: Database, session_id: str, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` chat messages not deleted, in id order (the log orders them; two
+    messages may share a millisecond)."""
     async with db.read() as s:
-        rows = (await s.scalars(select(ChatMessage).where(
-            ChatMessage.session_id == session_id, ChatMessage.deleted.is_(False))
-            .order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc()).limit(limit))).all()
-    return [{"message_id": m.id, "viewer_id": m.viewer_id, "name": m.name, "text": m.text,
-             "ts": m.created_at} for m in reversed(rows)]
+        events = (await s.scalars(select(RoomEvent).where(
+            RoomEvent.session_id == session_id, RoomEvent.type == "chat")
+            .order_by(RoomEvent.id.desc()).limit(limit * 2))).all()
+        ids = [str(e.data.get("message_id")) for e in events]
+        deleted = set((await s.scalars(select(ChatMessage.id).where(
+            ChatMessage.id.in_(ids), ChatMessage.deleted.is_(True)))).all()) if ids else set()
+    out = [{k: e.data.get(k) for k in ("message_id", "viewer_id", "name", "role", "text")} | {"ts": e.ts}
+           for e in reversed(events) if e.data.get("message_id") not in deleted]
+    return out[-limit:]
 
 
 def question_json(q: Question) -> dict[str, Any]:

@@ -1,0 +1,366 @@
+"""Benchmark of the room fan-out: N WebSocket viewers, a few chatters at a fixed rate.
+
+    python bench/room_fanout.py                         # default: ~10 s per configuration
+    python bench/room_fanout.py --sizes 2000 --duration 30 --rate 40
+    python bench/room_fanout.py --sizes 100 --skip-redis --skip-stall
+
+Each configuration starts fresh server processes (``uvicorn --ws websockets-sansio
+--ws-per-message-deflate false``), connects N viewers from separate client processes (the
+``websockets`` sans-I/O client on asyncio, no task per connection), waits until they are idle,
+then chatters send ``rate`` chat messages per second for ``duration`` seconds. It prints:
+delivered chat events per second, completeness (events received / (N * sent)), p50/p99 latency
+(send → receive, same clock), server CPU (% of one core, all server processes), and server
+memory per idle connection (RSS growth / N). Configurations: N on one process, the largest N on
+two processes sharing Redis, and the largest N with one extra viewer that never reads.
+
+The machine is small and shared: the client processes compete with the server for the same
+cores, so latency includes client-side queueing; treat figures as indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ADMIN = "bench-admin-" + "z" * 32
+SECRET = "bench-secret-" + "s" * 32
+
+
+# -- client processes ------------------------------------------------------------------------------
+class Viewer(asyncio.Protocol):
+    """One viewer on websockets' sans-I/O client: records each chat's latency."""
+
+    def __init__(self, uri: str, stats: dict[str, Any], *, stalled: bool = False) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.ws = ClientProtocol(parse_uri(uri), max_size=None)
+        self.stats, self.stalled = stats, stalled
+        self.open: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.seen = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Response
+
+        self.ws.receive_data(data)
+        now = time.time()
+        lat = self.stats["lat"]
+        for ev in self.ws.events_received():
+            if isinstance(ev, Response):
+                if not self.open.done():
+                    self.open.set_result(ev.status_code == 101)
+                if self.stalled and self.transport is not None:
+                    self.transport.pause_reading()
+            elif isinstance(ev, Frame) and ev.opcode == Opcode.TEXT:
+                for e in orjson.loads(ev.data):
+                    if e["type"] == "chat":
+                        self.seen += 1
+                        lat.append(now - float(e["text"].split(" ", 1)[1]))
+            elif isinstance(ev, Frame) and ev.opcode == Opcode.CLOSE:
+                self.stats["closed"] += 1
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.open.done():
+            self.open.set_result(False)
+
+
+async def _viewers(targets: list[tuple[int, str]], pipe: Pipe, stalled: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stats: dict[str, Any] = {"lat": [], "closed": 0}
+    viewers: list[Viewer] = []
+    sem = asyncio.Semaphore(50)
+
+    async def one(port: int, uri: str) -> None:
+        async with sem:
+            sock = None
+            if stalled:
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", port))
+                sock.setblocking(False)
+            v = Viewer(uri, stats, stalled=stalled)
+            if sock is not None:
+                await loop.create_connection(lambda: v, sock=sock)
+            else:
+                await loop.create_connection(lambda: v, "127.0.0.1", port)
+            await asyncio.wait_for(v.open, 30)
+            viewers.append(v)
+
+    await asyncio.gather(*(one(port, uri) for port, uri in targets))
+    pipe.send({"connected": sum(1 for v in viewers if v.open.result())})
+    await loop.run_in_executor(None, pipe.recv)
+    stats["lat"] = []  # the warm-up window is not measured
+    for v in viewers:
+        v.seen = 0
+    await loop.run_in_executor(None, pipe.recv)
+    pipe.send({"seen": [v.seen for v in viewers], "lat": stats["lat"], "closed": stats["closed"]})
+
+
+def viewer_process(targets: list[tuple[int, str]], pipe: Pipe, stalled: bool) -> None:
+    asyncio.run(_viewers(targets, pipe, stalled))
+
+
+# -- servers -----------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss(self) -> int:
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
+
+    def cpu(self) -> float:
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return float(t.user + t.system)
+
+    def metric(self, name: str) -> float:
+        for line in httpx.get(self.url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+@contextmanager
+def server(env: dict[str, str]) -> Any:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host", "127.0.0.1",
+           "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
+           "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield Server(proc, port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# -- set-up --------------------------------------------------------------------------------------------
+async def make_world(database_url: str, viewers: int) -> tuple[str, list[str]]:
+    """A store, a host, a live session and ``viewers`` viewer tokens, written straight to the database."""
+    from live.auth import Tokens
+    from live.db import Database, new_id
+    from live.models import LiveSession, SessionViewer, StaffMember, Store
+
+    db = Database(database_url)
+    sid = new_id("se")
+    ids = [new_id("vw") for _ in range(viewers)]
+    async with db.write() as s:
+        store = Store(id=new_id("st"), name="Bench store", blocked_words=[])
+        host = StaffMember(id=new_id("sf"), name="Bench host", role="associate", store_id=store.id)
+        s.add(store)
+        await s.flush()
+        s.add(host)
+        await s.flush()
+        s.add(LiveSession(id=sid, title="Bench", kind="public", store_id=store.id, host_id=host.id,
+                          status="live"))
+        await s.flush()
+        s.add_all([SessionViewer(id=v, session_id=sid, anon_key=v, name=f"viewer {i}") for i, v in enumerate(ids)])
+    await db.dispose()
+    tokens = Tokens(SECRET)
+    return sid, [tokens.viewer(sid, v) for v in ids]
+
+
+# -- one configuration -----------------------------------------------------------------------------
+async def chatters(servers: list[Server], sid: str, tokens: list[str], rate: float, duration: float) -> int:
+    from websockets.asyncio.client import connect
+
+    conns = [await connect(f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={t}", compression=None)
+             for t in tokens]
+    drains = [asyncio.create_task(_drain(c)) for c in conns]
+    interval = 1 / rate
+    start = time.monotonic()
+    sent = 0
+    while time.monotonic() - start < duration:
+        due = start + sent * interval
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        c = conns[sent % len(conns)]
+        await c.send(orjson.dumps({"type": "chat", "text": f"{sent} {time.time():.6f}"}).decode())
+        sent += 1
+    for c in conns:
+        await c.close()
+    for d in drains:
+        d.cancel()
+    return sent
+
+
+async def _drain(c: Any) -> None:
+    async for _ in c:
+        pass
+
+
+def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], args: argparse.Namespace,
+               stalled_token: str | None = None) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    n = len(tokens)
+    procs, pipes = [], []
+    groups = max(1, min(args.client_procs, n // 50 or 1))
+    rss0 = sum(s.rss() for s in servers)
+    for g in range(groups):
+        ports = [servers[i % len(servers)].port for i in range(len(tokens[g::groups]))]
+        targets = [(port, f"ws://127.0.0.1:{port}/ws/sessions/{sid}?token={t}")
+                   for port, t in zip(ports, tokens[g::groups], strict=True)]
+        mine, theirs = ctx.Pipe()
+        p = ctx.Process(target=viewer_process, args=(targets, theirs, False), daemon=True)
+        p.start()
+        procs.append(p)
+        pipes.append(mine)
+    if stalled_token:
+        mine, theirs = ctx.Pipe()
+        uri = f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={stalled_token}"
+        p = ctx.Process(target=viewer_process, args=([(servers[0].port, uri)], theirs, True), daemon=True)
+        p.start()
+        procs.append(p)
+        pipes.append(mine)
+    connected = sum(pp.recv()["connected"] for pp in pipes)
+    time.sleep(2.0)  # idle: let allocations settle
+    rss1 = sum(s.rss() for s in servers)
+    for pp in pipes:
+        pp.send("measure")
+    cpu0, t0 = sum(s.cpu() for s in servers), time.monotonic()
+    chat_tokens = tokens[: args.chatters]  # chatters are viewers too (they also receive)
+    sent = asyncio.run(chatters(servers, sid, chat_tokens, args.rate, args.duration))
+    cpu1, t1 = sum(s.cpu() for s in servers), time.monotonic()
+    time.sleep(args.drain)
+    for pp in pipes:
+        pp.send("stop")
+    results = [pp.recv() for pp in pipes]
+    for p in procs:
+        p.join(10)
+    normal = results[: groups]
+    seen = [x for r in normal for x in r["seen"]]
+    lat = sorted(x for r in normal for x in r["lat"])
+    expected = sent * len(seen)
+    delivered = sum(seen)
+    out = {
+        "config": label, "viewers": connected, "sent": sent,
+        "delivered/s": delivered / (t1 - t0),
+        "complete": delivered / expected if expected else 0.0,
+        "p50 ms": 1000 * lat[len(lat) // 2] if lat else float("nan"),
+        "p99 ms": 1000 * lat[int(len(lat) * 0.99)] if lat else float("nan"),
+        "cpu %": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "KB/conn": (rss1 - rss0) / 1024 / max(1, connected),
+        "dropped": sum(s.metric("vitrine_ws_dropped_slow_total") for s in servers),
+    }
+    if stalled_token:
+        out["stalled closed"] = results[-1]["closed"]
+    return out
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = ["config", "viewers", "sent", "delivered/s", "complete", "p50 ms", "p99 ms", "cpu %", "KB/conn",
+            "dropped", "stalled closed"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+    print(" | ".join(f"{c:>14}" for c in cols))
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:>14.3f}" if c == "complete" else f"{v:>14.1f}" if isinstance(v, float) else f"{v!s:>14}")
+        print(" | ".join(cells), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000,2000", help="viewer counts on one process")
+    ap.add_argument("--rate", type=float, default=40.0, help="chat messages per second (all chatters)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of chat per configuration")
+    ap.add_argument("--drain", type=float, default=2.0, help="seconds to wait for stragglers after sending")
+    ap.add_argument("--chatters", type=int, default=4)
+    ap.add_argument("--client-procs", type=int, default=2)
+    ap.add_argument("--database", default="", help="DATABASE_URL (default: a fresh SQLite file)")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--skip-redis", action="store_true")
+    ap.add_argument("--skip-stall", action="store_true")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    biggest = max(sizes)
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-") as tmp:
+        url = args.database or f"sqlite:///{tmp}/bench.db"
+        from live.schema import upgrade
+
+        upgrade(url)
+        sid, tokens = asyncio.run(make_world(url, biggest + 1))
+        env = {"DATABASE_URL": url, "VITRINE_SECRET_KEY": SECRET, "VITRINE_ADMIN_TOKEN": ADMIN,
+               "VITRINE_DATA_DIR": tmp, "VITRINE_RATE_LIMIT_MESSAGES": "1000000", "VITRINE_LOG_LEVEL": "WARNING",
+               "VITRINE_REDIS_PREFIX": "bench" + secrets.token_hex(3)}
+        print(f"room fan-out: rate {args.rate:g} msg/s, {args.duration:g} s per configuration, "
+              f"{psutil.cpu_count()} cores, SQLite={url.startswith('sqlite')}", flush=True)
+        rows = []
+        for n in sizes:
+            with server(env) as s:
+                rows.append(run_config(f"1 proc, N={n}", [s], sid, tokens[:n], args))
+            print_table(rows[-1:])
+        if not args.skip_stall:
+            with server(env) as s:
+                rows.append(run_config(f"1 proc, N={biggest}+stalled", [s], sid, tokens[:biggest], args,
+                                       stalled_token=tokens[biggest]))
+        if not args.skip_redis:
+            renv = {**env, "REDIS_URL": args.redis}
+            with ExitStack() as stack:
+                a, b = stack.enter_context(server(renv)), stack.enter_context(server(renv))
+                rows.append(run_config(f"2 procs+Redis, N={biggest}", [a, b], sid, tokens[:biggest], args))
+        print()
+        print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
