@@ -333,6 +333,14 @@ function setDeal(d) {
   renderCard();
 }
 
+function notice(text) {
+  const n = $("#notice");
+  n.textContent = text;
+  n.hidden = false;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { n.hidden = true; }, 5000);
+}
+
 // ---- room events --------------------------------------------------------------------------
 function setStatus(status, host) {
   const before = state.status;
@@ -374,12 +382,7 @@ function onEvents(events) {
       case "deal_started": setDeal(e.deal || e); break;
       case "deal_ended": setDeal(null); break;
       case "purchase": showTicker(e); break;
-      case "error": {
-        const c = $("#conn");
-        c.textContent = e.detail || e.error;
-        setTimeout(() => { if (c.textContent === (e.detail || e.error)) c.textContent = ""; }, 4000);
-        break;
-      }
+      case "error": notice(e.detail || e.error); break;
       default: break;
     }
   }
