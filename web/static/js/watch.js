@@ -143,7 +143,10 @@ $("#unmute").addEventListener("click", () => {
 function addChat(e) {
   const list = $("#chat");
   if ($(`#chat li[data-message="${CSS.escape(String(messageId(e)))}"]`)) return;  // replayed after a reconnect
-  list.append(el("li", { dataset: { message: messageId(e) } }, el("span", { class: "who" }, author(e)), e.text || ""));
+  const mine = state.viewerId && e.viewer_id === state.viewerId;
+  const who = mine ? "You" : author(e);
+  list.append(el("li", { class: e.role === "host" || e.role === "staff" ? "from-host" : "", dataset: { message: messageId(e) } },
+    el("span", { class: "who" }, who), e.text || ""));
   while (list.children.length > 60) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
 }
