@@ -44,12 +44,15 @@ function renderSessions(rows) {
       el("td", {}, r.when ? new Date(r.when).toLocaleDateString() : "–"),
       el("td", { class: "num" }, num(r.reach)), el("td", { class: "num" }, num(r.buyers)),
       el("td", { class: "num" }, pct(r.conversion)), el("td", { class: "num" }, num(r.orders)),
-      el("td", { class: "num" }, money(r.revenue ?? r.revenue_minor, r.currency)));
+      el("td", { class: "num" }, money(r.revenue ?? r.revenue_minor, r.currency)),
+      el("td", { class: "links" },
+        r.status !== "ended" ? el("a", { href: `/studio/${encodeURIComponent(r.id)}` }, "Studio") : null, " ",
+        el("a", { href: `/watch/${encodeURIComponent(r.id)}` }, r.status === "ended" ? "Replay" : "Watch")));
     tr.addEventListener("click", (ev) => { if (ev.target.tagName !== "BUTTON") showFunnel(r); });
     return tr;
   }));
   if (!rows.length) {
-    $("#sessions tbody").append(el("tr", {}, el("td", { colspan: "10", class: "muted" }, "No sessions match these filters.")));
+    $("#sessions tbody").append(el("tr", {}, el("td", { colspan: "11", class: "muted" }, "No sessions match these filters.")));
   }
 }
 

@@ -56,7 +56,7 @@ export async function unpublish(session, token) {
   if (!session) return;
   if (session.resource) {
     try {
-      await fetch(session.resource, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
+      await fetch(session.resource, { method: "DELETE", headers: { authorization: `Bearer ${token}` }, keepalive: true });
     } catch { /* the server ends the stream when the peer goes away */ }
   }
   session.pc.close();

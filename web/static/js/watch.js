@@ -11,7 +11,7 @@ const REACTIONS = { heart: "heart", fire: "fire", clap: "clap", laugh: "laugh", 
 
 const state = {
   token: null, viewerId: null, status: null, scheduledAt: null, hostAway: false,
-  card: null, deal: null, questions: new Map(), video: null, videoTimer: 0, buying: null, countdown: 0,
+  card: null, opened: new Set(), deal: null, questions: new Map(), video: null, videoTimer: 0, buying: null, countdown: 0,
 };
 let room = null;
 
@@ -217,6 +217,17 @@ function renderCard() {
   $("#buy").setAttribute("aria-label", soldOut ? "Sold out" : `Buy ${c.title || ""} for ${money(now, c.currency)}`);
 }
 
+/** The viewer engaged with the card (tap, focus, variant): analytics `card_opened`, once per product. */
+function cardOpened() {
+  const c = state.card;
+  const pid = c && (c.product_id ?? c.id);
+  if (!pid || state.opened.has(pid) || !state.token) return;
+  state.opened.add(pid);
+  fetch(`/api/sessions/${encodeURIComponent(SID)}/products/${encodeURIComponent(pid)}/opened`, {
+    method: "POST", headers: { authorization: `Bearer ${state.token}` }, keepalive: true,
+  }).catch(() => {});
+}
+
 function confirmOrder(order) {
   const total = order.total ?? order.amount ?? order.total_minor;
   const box = $("#confirm");
@@ -419,6 +430,8 @@ for (const r of document.querySelectorAll('input[name="delivery"]')) {
   r.addEventListener("change", () => { $("#address").hidden = $("#profile-form").elements.delivery.value !== "ship"; });
 }
 $("#buy").addEventListener("click", buy);
+$("#card").addEventListener("pointerdown", cardOpened);
+$("#card").addEventListener("focusin", cardOpened);
 $("#invite-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const code = $("#invite-code").value.trim();
