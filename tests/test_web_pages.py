@@ -174,8 +174,12 @@ def test_pages_carry_csp_and_escape_text(web: LiveServer, w: dict[str, Any], adm
         assert r.headers["referrer-policy"] == "same-origin"
         assert "<img src=x" not in r.text and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" in r.text
         assert "<script>" not in r.text  # no inline scripts: only module files
+        host = web.url.removeprefix("http://")
+        assert f"connect-src 'self' ws://{host} wss://{host};" in csp
         login = c.get("/login")
-        assert login.headers["content-security-policy"] == csp
+        assert "connect-src 'self';" in login.headers["content-security-policy"]
+        r = c.get(f"/watch/{s['id']}", headers={"host": "evil.example/'x"})
+        assert "connect-src 'self';" in r.headers["content-security-policy"]
 
 
 def test_static_files(web: LiveServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, quote
 
@@ -45,6 +46,15 @@ async def _session(request: Request) -> LiveSession | None:
 
 def _no_session() -> Response:
     return message("No such session", "This live session does not exist.", 404)
+
+
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
+def _ws_sources(request: Request) -> str:
+    """``ws://host wss://host`` for the room socket, from a well-formed Host header only."""
+    host = request.headers.get("host", "")
+    return f"ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
 
 
 def _login_redirect(request: Request) -> Response:
@@ -119,7 +129,7 @@ async def studio(request: Request) -> Response:
                        link="/dashboard", link_text="Dashboard")
     host_token = signed.token if isinstance(signed.who, Host) else tokens.host(sid, sess.host_id)
     return render("studio.html", private=True, session_id=sid, title=sess.title, kind=sess.kind,
-                  status=sess.status, token=host_token, ice=_ice(request))
+                  status=sess.status, token=host_token, ice=_ice(request), connect=_ws_sources(request))
 
 
 @doc("The viewer's live page (joins by itself; private sessions need `?invite=`)", tag="pages")
@@ -128,7 +138,7 @@ async def watch(request: Request) -> Response:
     if sess is None:
         return _no_session()
     return render("watch.html", private=True, session_id=sess.id, title=sess.title, kind=sess.kind,
-                  ice=_ice(request))
+                  ice=_ice(request), connect=_ws_sources(request))
 
 
 @doc("The marketer's dashboard: sessions, reach against conversion, private vs public, funnels",

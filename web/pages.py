@@ -13,7 +13,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 # Pages run only their own scripts and styles; media comes from the camera/WebRTC (blob:, mediastream:);
 # product images may live on the store's own image host (https:).
-CSP = "; ".join([
+CSP_DIRECTIVES = [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
@@ -25,7 +25,8 @@ CSP = "; ".join([
     "base-uri 'none'",
     "form-action 'self'",
     "frame-ancestors 'none'",
-])
+]
+CSP = "; ".join(CSP_DIRECTIVES)
 
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
@@ -41,10 +42,20 @@ def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def render(name: str, http_status: int = 200, /, *, private: bool = False, **values: str) -> HTMLResponse:
+def csp(connect: str = "") -> str:
+    """The policy, with extra ``connect-src`` sources (the room WebSocket's origin: older Safari does not
+    count ``ws:`` of this host as ``'self'``)."""
+    if not connect:
+        return CSP
+    return "; ".join(f"{d} {connect}" if d.startswith("connect-src") else d for d in CSP_DIRECTIVES)
+
+
+def render(name: str, http_status: int = 200, /, *, private: bool = False, connect: str = "",
+           **values: str) -> HTMLResponse:
     """Render ``templates/<name>``; every value is HTML-escaped."""
     body = _template(name).substitute({k: html.escape(v, quote=True) for k, v in values.items()})
     headers = dict(SECURITY_HEADERS)
+    headers["content-security-policy"] = csp(connect)
     headers["cache-control"] = "no-store" if private else "no-cache"
     return HTMLResponse(body, status_code=http_status, headers=headers)
 
