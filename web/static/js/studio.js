@@ -112,6 +112,23 @@ async function goLive() {
   }
 }
 
+async function streamStats() {
+  const box = $("#stream-stats");
+  if (!state.live) { box.hidden = true; return; }
+  try {
+    const st = await api(`/api/sessions/${SID}/stream`, { token: TOKEN });
+    const p = st.publisher || {};
+    const parts = [];
+    if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
+    if (p.fps) parts.push(`${Math.round(p.fps)} fps`);
+    if (p.bitrate) parts.push(`${(p.bitrate / 1e6).toFixed(p.bitrate < 1e6 ? 2 : 1)} Mb/s`);
+    parts.push(`${st.viewers ? st.viewers.count : 0} watching the video`);
+    box.textContent = `Stream: ${parts.join(" · ")}`;
+    box.hidden = false;
+  } catch { box.hidden = true; }
+}
+setInterval(streamStats, 5000);
+
 async function stopStream() {
   const live = state.live;
   state.live = null;
