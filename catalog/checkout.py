@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.buyers import Buyer, load_buyer
@@ -222,7 +222,7 @@ class Checkout:
             log.exception("capture failed", extra={"order_id": r.order.id})
             return await self._abort(r.order.id, "failed", 502, "payment_failed",
                                      "the payment could not be completed; nothing was charged")
-        return await self._commit(r.order.id, captured, r.buyer.viewer_id)
+        return await self._commit(r.order.id, captured, r.buyer.viewer_id, r)
 
     async def _settle_payment(self, order: Order) -> None:
         """Void (or refund) whatever the provider holds for an order we are abandoning."""
@@ -249,25 +249,30 @@ class Checkout:
         async with self.db.write() as s:
             if await transition(s, order_id, "pending", status, closed_at=now_ms()):
                 await release_order(s, order, await order_items(s, order_id))
-                await self._store(s, order, code, _error(error, detail))
+                await self._store(s, order_id, code, _error(error, detail))
         return await self._answer_of(order)
 
-    async def _commit(self, order_id: str, pay: Payment, viewer_id: str) -> Answer:
+    async def _commit(self, order_id: str, pay: Payment, viewer_id: str, known: Reserved | None = None) -> Answer:
+        paid_at = now_ms()
         async with self.db.write() as s:
-            won = await transition(s, order_id, "pending", "paid", paid_at=now_ms(), payment_ref=pay.id)
-            order = await s.get(Order, order_id, populate_existing=True)
-            assert order is not None
-            items = await order_items(s, order_id)
+            won = await transition(s, order_id, "pending", "paid", paid_at=paid_at, payment_ref=pay.id)
+            if won and known is not None:  # the hot path: we hold the order and its lines already
+                order, items = known.order, known.items
+                order.status, order.paid_at, order.payment_ref = "paid", paid_at, pay.id
+            else:
+                found = await s.get(Order, order_id, populate_existing=True)
+                assert found is not None
+                order, items = found, await order_items(s, order_id)
             body = order_json(order, items)
             if won:
-                await self._store(s, order, 201, body)
+                await self._store(s, order_id, 201, body)
                 if order.cart_id:
                     await mark_ordered(s, order.cart_id, order.id)
         if not won:  # the hold ran out while we were paying and recover() released it: give the money back
             await self._settle_payment(order)
             return await self._answer_of(order)
-        await self.signals.purchased(body, {"viewer_id": viewer_id, "city": order.city,
-                                            "invite_id": order.invite_id, "associate_id": order.associate_id})
+        self.signals.purchased_soon(body, {"viewer_id": viewer_id, "city": order.city,
+                                           "invite_id": order.invite_id, "associate_id": order.associate_id})
         await self._check_deals([i.deal_id for i in items if i.deal_id])
         return 201, body
 
@@ -278,10 +283,9 @@ class Checkout:
             except Exception:
                 log.exception("deal check failed")
 
-    async def _store(self, s: Any, order: Order, code: int, body: dict[str, Any]) -> None:
-        row = await s.scalar(select(CheckoutRequest).where(CheckoutRequest.order_id == order.id))
-        if row is not None:
-            row.status_code, row.response = code, body
+    async def _store(self, s: Any, order_id: str, code: int, body: dict[str, Any]) -> None:
+        await s.execute(update(CheckoutRequest).where(CheckoutRequest.order_id == order_id)
+                        .values(status_code=code, response=body).execution_options(synchronize_session=False))
 
     async def _answer_of(self, order: Order) -> Answer:
         async with self.db.read() as s:

@@ -55,6 +55,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await deal_service.close()
+        await signals.close()
 
 
 def routes() -> list[BaseRoute]:

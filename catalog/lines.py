@@ -69,13 +69,15 @@ def parse_items(raw: Any) -> list[ItemRequest]:
 
 async def resolve_variant(s: AsyncSession, session_id: str, item: ItemRequest) -> tuple[Product, Variant]:
     """The product (linked to the session, active) and the variant (of that product) an item names."""
-    linked = await s.scalar(select(SessionProduct.product_id).where(
-        SessionProduct.session_id == session_id, SessionProduct.product_id == item.product_id))
-    product = await s.get(Product, item.product_id) if linked else None
+    rows = (await s.execute(
+        select(Product, Variant)
+        .join(SessionProduct, (SessionProduct.product_id == Product.id) & (SessionProduct.session_id == session_id))
+        .outerjoin(Variant, (Variant.product_id == Product.id) & Variant.active.is_(True))
+        .where(Product.id == item.product_id).order_by(Variant.position, Variant.id))).all()
+    product = rows[0][0] if rows else None
     if product is None or not product.active:
         raise NotFound(f"product {item.product_id!r} is not on sale in this session", code="product_not_found")
-    variants = list((await s.scalars(select(Variant).where(Variant.product_id == product.id,
-                                                           Variant.active.is_(True)))).all())
+    variants = [v for _p, v in rows if v is not None]
     if item.variant_id is None:
         if len(variants) != 1:
             raise ValidationFailed("`variant_id` is required: choose a size or colour", code="variant_required")

@@ -99,5 +99,5 @@ async def refund(db: Database, providers: dict[str, PaymentProvider], signals: S
         order = await s.get(Order, order_id, populate_existing=True)
         assert order is not None
         items = await order_items(s, order_id)
-    await signals.send_counters(order.session_id)
+    signals.counters_soon(order.session_id)
     return order_json(order, items, staff=True)

@@ -5,7 +5,9 @@ Emitting is best effort: a paid order never fails because the room or analytics 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +23,20 @@ class Signals:
 
     def __init__(self, state: Any) -> None:
         self.state = state
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._counting: dict[str, bool] = {}  # session → "changed again since this count started"
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Let in-flight notifications finish (bounded), then cancel what is left."""
+        if self._tasks:
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
 
     @property
     def db(self) -> Database:
@@ -60,6 +76,29 @@ class Signals:
             return
         await self.emit(session_id, "counters", data, store=False, audience="staff")
 
+    def counters_soon(self, session_id: str) -> None:
+        """Recount in the background; a burst of orders coalesces into few counts (the last one is fresh)."""
+        if session_id in self._counting:
+            self._counting[session_id] = True
+            return
+        self._counting[session_id] = False
+
+        async def run() -> None:
+            try:
+                while True:
+                    self._counting[session_id] = False
+                    await self.send_counters(session_id)
+                    if not self._counting.get(session_id):
+                        break
+            finally:
+                self._counting.pop(session_id, None)
+
+        self._spawn(run())
+
+    def purchased_soon(self, order: dict[str, Any], attribution: dict[str, Any]) -> None:
+        """Tell the room and analytics about a paid order without delaying the buyer's answer."""
+        self._spawn(self.purchased(order, attribution))
+
     async def purchased(self, order: dict[str, Any], attribution: dict[str, Any]) -> None:
         """A paid order: anonymised ``purchase`` to the room, counters to staff, ``purchase`` tracked."""
         sid = order["session_id"]
@@ -70,7 +109,7 @@ class Signals:
             "product_id": first["product_id"], "title": first["title"], "qty": first["qty"],
             "items": len(order["items"]), "city": city,
             "text": f"A client{' in ' + city if city else ''} just bought {what}"})
-        await self.send_counters(sid)
+        self.counters_soon(sid)
         self.track("purchase", sid, attribution["viewer_id"], order_id=order["order_id"], amount=order["total"],
                    currency=order["currency"], replay=order["replay"], pinned=order["pinned"],
                    invite_id=attribution.get("invite_id"), associate_id=attribution.get("associate_id"),

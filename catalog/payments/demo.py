@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from catalog.models import DemoPayment, DemoPaymentMethod
 from catalog.payments.base import (
@@ -68,18 +69,21 @@ class DemoProvider:
         return PaymentMethod(self.name, method.token, f"{method.brand} •••• {method.last4}")
 
     async def authorize(self, token: str, amount: int, currency: str, *, reference: str) -> Payment:
-        async with self.db.write() as s:
-            existing = await s.scalar(select(DemoPayment).where(DemoPayment.reference == reference))
-            if existing is not None:
-                return _payment(existing)
-            method = await s.get(DemoPaymentMethod, token)
-            if method is None:
-                raise PaymentDeclined("the saved payment method is no longer valid", code="payment_declined")
-            if method.outcome != "approve":
-                raise PaymentDeclined(f"the card was declined ({method.outcome})")
-            pay = DemoPayment(id=new_id("py_demo"), reference=reference, token=token, amount=amount,
-                              currency=currency, status="authorized")
-            s.add(pay)
+        try:
+            async with self.db.write() as s:
+                method = await s.get(DemoPaymentMethod, token)
+                if method is None:
+                    raise PaymentDeclined("the saved payment method is no longer valid")
+                if method.outcome != "approve":
+                    raise PaymentDeclined(f"the card was declined ({method.outcome})")
+                pay = DemoPayment(id=new_id("py_demo"), reference=reference, token=token, amount=amount,
+                                  currency=currency, status="authorized")
+                s.add(pay)
+        except IntegrityError:  # authorized before for this reference: the same payment, not a second one
+            existing = await self.lookup(reference)
+            if existing is None:
+                raise
+            return existing
         return _payment(pay)
 
     async def _move(self, payment_id: str, frm: tuple[str, ...], to: str) -> Payment:

@@ -1,0 +1,140 @@
+"""Flash-sale benchmark: N buyers tap Buy on one product at the same moment.
+
+    python bench/flash_sale.py                          # short default: N = 100 on SQLite and PostgreSQL
+    python bench/flash_sale.py --buyers 100,500,1000    # the full run
+    python bench/flash_sale.py --db postgresql --stock-ratio 0.2
+
+The server runs as its own uvicorn process on a fresh database. Each buyer is a real viewer
+(joined through the API, one-tap profile saved with the demo provider's test card). Then all N
+send ``POST /api/orders`` at once (one product, ``stock = N * ratio`` units). For each run it
+prints paid orders per second over the storm, p50/p99 latency of all answers, the answers by
+status, and the oversold count: paid orders beyond the stock, plus any drift between stock
+left and units sold (must be 0). The machine is shared: treat timings as indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support import services
+from tests.support.factory import build_world
+from tests.support.server import process_server
+
+ADMIN = "bench-admin-" + "f" * 32
+CARD = "4242424242424242"
+
+
+async def make_buyers(url: str, session_id: str, n: int) -> list[str]:
+    sem = asyncio.Semaphore(32)
+
+    async def one() -> str:
+        async with sem, httpx.AsyncClient(base_url=url, timeout=120) as c:
+            token = (await c.post(f"/api/sessions/{session_id}/viewers", json={})).json()["token"]
+            r = await c.put("/api/me/profile", headers={"authorization": f"Bearer {token}"},
+                            json={"name": "Buyer", "delivery": {"method": "collect"},
+                                  "payment": {"provider": "demo", "card_number": CARD}})
+            r.raise_for_status()
+            return str(token)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def storm(url: str, session_id: str, product_id: str, tokens: list[str]) -> tuple[float, list[Any]]:
+    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
+        start = asyncio.Event()
+
+        async def buy(token: str) -> tuple[int, float]:
+            await start.wait()
+            t0 = time.perf_counter()
+            r = await c.post("/api/orders", json={"session_id": session_id,
+                                                  "items": [{"product_id": product_id, "qty": 1}]},
+                             headers={"authorization": f"Bearer {token}", "idempotency-key": uuid.uuid4().hex})
+            return r.status_code, time.perf_counter() - t0
+
+        tasks = [asyncio.create_task(buy(t)) for t in tokens]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        start.set()
+        results = await asyncio.gather(*tasks)
+        return time.perf_counter() - t0, results
+
+
+def database(kind: str, tmp: Path) -> tuple[str, Any]:
+    if kind == "sqlite":
+        return services.sqlite_database(tmp), lambda: None
+    url = services.postgres_database()
+    return url, lambda: services.drop_postgres_database(url)
+
+
+def run(kind: str, n: int, ratio: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-") as tmp:
+        url, cleanup = database(kind, Path(tmp))
+        try:
+            env = {"DATABASE_URL": url, "VITRINE_DATA_DIR": tmp, "VITRINE_SECRET_KEY": "b" * 40,
+                   "VITRINE_ADMIN_TOKEN": ADMIN, "VITRINE_LOG_LEVEL": "ERROR"}
+            with process_server(env) as srv:
+                world = build_world(srv, ADMIN)
+                product, store = world["products"][0], world["store"]["id"]
+                stock = max(1, int(n * ratio))
+                with srv.client(ADMIN) as staff:
+                    staff.put(f"/api/products/{product['id']}/stock",
+                              json={"store_id": store, "quantity": stock}).raise_for_status()
+                sid = world["public"]["id"]
+                tokens = asyncio.run(make_buyers(srv.url, sid, n))
+                wall, results = asyncio.run(storm(srv.url, sid, product["id"], tokens))
+                with srv.client(ADMIN) as staff:
+                    left = sum(r["quantity"] for r in staff.get(f"/api/products/{product['id']}").json()["stock"]
+                               if r["store_id"] == store)
+        finally:
+            cleanup()
+    statuses = Counter(code for code, _ in results)
+    latencies = sorted(lat for _, lat in results)
+    paid = statuses.get(201, 0)
+    return {"db": kind, "buyers": n, "stock": stock, "paid": paid, "sold_out": statuses.get(409, 0),
+            "other": sum(v for k, v in statuses.items() if k not in (201, 409)),
+            "orders_per_s": paid / wall, "answers_per_s": n / wall,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+            "oversold": max(0, paid - stock) + abs((stock - left) - paid)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--buyers", default="100", help="comma-separated N (default 100; full: 100,500,1000)")
+    ap.add_argument("--db", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    ap.add_argument("--stock-ratio", type=float, default=0.5, help="units on sale per buyer (default 0.5)")
+    args = ap.parse_args()
+    header = (f"{'db':<11}{'buyers':>7}{'stock':>7}{'paid':>6}{'409':>6}{'other':>6}{'orders/s':>10}"
+              f"{'answers/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'oversold':>9}")
+    print(header)
+    failed = False
+    try:
+        for kind in args.db.split(","):
+            for n in (int(x) for x in args.buyers.split(",")):
+                r = run(kind.strip(), n, args.stock_ratio)
+                failed |= r["oversold"] != 0 or r["other"] != 0
+                print(f"{r['db']:<11}{r['buyers']:>7}{r['stock']:>7}{r['paid']:>6}{r['sold_out']:>6}{r['other']:>6}"
+                      f"{r['orders_per_s']:>10.1f}{r['answers_per_s']:>11.1f}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
+                      f"{r['oversold']:>9}", flush=True)
+    finally:
+        services.drop_template()
+    if failed:
+        sys.exit("FAILED: oversold or unexpected answers")
+
+
+if __name__ == "__main__":
+    main()
