@@ -46,7 +46,7 @@ class StoreSpec:
 class ProductSpec:
     title: str
     kind: str  # silhouette drawn on the tile, see seeds.images.SHAPES
-    colour: str  # key of COLOURS
+    colours: tuple[str, ...]  # keys of COLOURS; the first is the main one
     price_yuan: int
     description: str
 
@@ -73,7 +73,13 @@ STORES: tuple[StoreSpec, ...] = tuple(
 )
 COLOURS: dict[str, tuple[int, int, int]] = {r["name"]: _rgb(r["hex"]) for r in _read("colours.csv")}
 PRODUCTS: tuple[ProductSpec, ...] = tuple(
-    ProductSpec(r["title"], r["kind"], r["colour"], int(r["price_yuan"]), r["description"])
+    ProductSpec(
+        r["title"],
+        r["kind"],
+        tuple(r["colours"].split(";")),
+        int(r["price_yuan"]),
+        r["description"],
+    )
     for r in _read("products.csv")
 )
 

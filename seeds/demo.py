@@ -39,8 +39,18 @@ def product_id(index: int) -> str:
     return f"pr_{index + 1:03d}"
 
 
-def image_url(index: int) -> str:
-    return f"{MEDIA_PREFIX}{product_id(index)}.webp"
+def image_name(index: int, colour: str) -> str:
+    """``pr_001.webp`` for the main colour, ``pr_001-sky.webp`` for the others."""
+    main = data.PRODUCTS[index].colours[0]
+    return (
+        f"{product_id(index)}.webp"
+        if colour == main
+        else f"{product_id(index)}-{stock.slug(colour)}.webp"
+    )
+
+
+def image_urls(index: int) -> list[str]:
+    return [MEDIA_PREFIX + image_name(index, c) for c in data.PRODUCTS[index].colours]
 
 
 def _email(name: str, n: int) -> str:
@@ -120,8 +130,8 @@ def build_products() -> Rows:
             "description": p.description,
             "price_minor": p.price_yuan * 100,
             "currency": data.CURRENCY,
-            "image_url": image_url(i),
-            "images": [image_url(i)],
+            "image_url": image_urls(i)[0],
+            "images": image_urls(i),
             "active": True,
             "position": i,
         }
@@ -180,17 +190,20 @@ def build_sessions(now: int) -> tuple[Rows, Rows]:
 
 
 def write_images(data_dir: str) -> int:
-    """Draw the missing product tiles into ``{data_dir}/media/products``; returns how many were drawn."""
+    """Draw the missing product tiles (one per colour) into ``{data_dir}/media/products``.
+
+    Returns how many were drawn; a damaged file is drawn again.
+    """
     folder = Path(data_dir) / "media" / "products"
     drawn = 0
     for i, p in enumerate(data.PRODUCTS):
-        path = folder / f"{product_id(i)}.webp"
-        if path.is_file() and images.is_valid_image(path):
-            continue
-        images.write_tile(
-            path, images.draw_tile(p.title, p.kind, data.COLOURS[p.colour], data.BRAND)
-        )
-        drawn += 1
+        for colour in p.colours:
+            path = folder / image_name(i, colour)
+            if path.is_file() and images.is_valid_image(path):
+                continue
+            tile = images.draw_tile(p.title, p.kind, data.COLOURS[colour], data.BRAND)
+            images.write_tile(path, tile)
+            drawn += 1
     return drawn
 
 

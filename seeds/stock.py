@@ -9,30 +9,25 @@ from catalog.models import Stock, Variant
 from seeds import data
 
 Rows = list[dict[str, Any]]
-SECOND_COLOUR_EVERY = 3  # every third product also comes in a second colour
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return text.lower().replace(" ", "")
 
 
-def build_variants(products: Rows, rng: random.Random) -> Rows:
+def build_variants(products: Rows) -> Rows:
     variants: Rows = []
-    names = list(data.COLOURS)
-    for i, (p, spec) in enumerate(zip(products, data.PRODUCTS, strict=True)):
-        colours = [spec.colour]
-        if i % SECOND_COLOUR_EVERY == 0:
-            colours.append(rng.choice([c for c in names if c != spec.colour]))
+    for p, spec in zip(products, data.PRODUCTS, strict=True):
         sizes = ("One size",) if spec.kind in data.ONE_SIZE_KINDS else data.SIZES
         number = p["id"].removeprefix("pr_")
-        for c in colours:
+        for c in spec.colours:
             for size in sizes:
                 size_code = "os" if size == "One size" else size.lower()
                 variants.append(
                     {
-                        "id": f"va_{number}_{size_code}_{_slug(c)}",
+                        "id": f"va_{number}_{size_code}_{slug(c)}",
                         "product_id": p["id"],
-                        "sku": f"LL-{number}-{size_code.upper()}-{_slug(c).upper()}",
+                        "sku": f"LL-{number}-{size_code.upper()}-{slug(c).upper()}",
                         "size": size,
                         "colour": c.title(),
                         "price_minor": None,
@@ -59,7 +54,7 @@ def build_stock(stores: Rows, variants: Rows, rng: random.Random) -> Rows:
 
 
 def plan(stores: Rows, products: Rows, rng: random.Random) -> list[tuple[type[Any], Rows]]:
-    variants = build_variants(products, rng)
+    variants = build_variants(products)
     return [(Variant, variants), (Stock, build_stock(stores, variants, rng))]
 
 

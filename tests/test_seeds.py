@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from catalog.models import Product, Stock, Variant
 from live.db import Database
 from live.models import Client, LiveSession, SessionProduct, StaffMember, Store
-from seeds import demo
+from seeds import data, demo
 from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,9 +120,12 @@ async def test_product_images_are_valid_images(sqlite_url: str, tmp_path: Path) 
     try:
         await demo.seed(db, str(tmp_path))
         async with db.read() as s:
-            urls = (await s.scalars(select(Product.image_url))).all()
+            products = (await s.scalars(select(Product))).all()
     finally:
         await db.dispose()
+    urls = [u for p in products for u in p.images]
+    assert {p.image_url for p in products} <= set(urls)
+    assert len(urls) > len(products), "products in two colours have a tile per colour"
     for url in urls:
         path = tmp_path / url.removeprefix("/")
         with Image.open(path) as im:
@@ -220,7 +223,8 @@ def test_vitrine_seed_command_runs_twice(tmp_path: Path) -> None:
         outputs.append(done.stdout)
     assert "stores 16" in outputs[0] and "rows added 0" in outputs[1]
     assert (tmp_path / "data" / "vitrine.db").exists()
-    assert len(list((tmp_path / "data" / "media" / "products").glob("*.webp"))) == 40
+    tiles = sum(len(p.colours) for p in data.PRODUCTS)
+    assert len(list((tmp_path / "data" / "media" / "products").glob("*.webp"))) == tiles
 
 
 async def test_concurrent_seeds_both_succeed(database_url: str, tmp_path: Path) -> None:
