@@ -82,13 +82,15 @@ function renderChart(rows, corr) {
     label: k, backgroundColor: KIND_COLOURS[k] || "#777", borderColor: KIND_COLOURS[k] || "#777", pointRadius: 5,
     data: points.filter((p) => (p.kind || "other") === k).map((p) => ({ x: p.reach, y: p.conversion * 100, title: p.title })),
   }));
-  if (chart) { chart.data.datasets = datasets; chart.update(); return; }
+  const top = Math.max(1, ...points.map((p) => p.reach));
+  const xMax = 10 ** Math.ceil(Math.log10(top * 2));  // room to the right of the widest session
+  if (chart) { chart.data.datasets = datasets; chart.options.scales.x.max = xMax; chart.update(); return; }
   chart = new window.Chart($("#scatter"), {
     type: "scatter", data: { datasets },
     options: {
       responsive: true, maintainAspectRatio: false, animation: false,
       scales: {
-        x: { type: "logarithmic", title: { display: true, text: "Reach (distinct viewers, log scale)" } },
+        x: { type: "logarithmic", min: 1, max: xMax, title: { display: true, text: "Reach (distinct viewers, log scale)" } },
         y: { beginAtZero: true, grace: "10%", title: { display: true, text: "Conversion (%)" } },
       },
       plugins: {
@@ -119,7 +121,8 @@ function renderCompare(groups, test) {
         el("dt", {}, "Revenue / viewer"), el("dd", {}, money(g.revenue_per_viewer ?? (g.reach ? Math.round((g.revenue || 0) / g.reach) : null), g.currency))));
   }));
   if (!groups.length) $("#compare").append(el("p", { class: "muted" }, "No sessions yet."));
-  $("#compare-test").textContent = test && test.statement ? `${test.statement}.` : "";
+  const st = test && test.statement ? String(test.statement) : "";
+  $("#compare-test").textContent = st ? `${st[0].toUpperCase()}${st.slice(1)}.` : "";
 }
 
 function renderLeaders(items, currency) {
