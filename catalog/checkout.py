@@ -102,6 +102,7 @@ class Checkout:
         self.db, self.providers, self.signals = db, providers, signals
         self.hold_ms = int(hold_seconds * 1000)
         self.deals_to_check: Callable[[list[str]], Awaitable[Any]] | None = None  # ends over/sold-out deals
+        self.count: Callable[[str], None] | None = None  # metrics: one call per answer, by outcome
 
     # -- the request ------------------------------------------------------------------------
     async def place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
@@ -109,16 +110,20 @@ class Checkout:
             raise Forbidden("this viewer token belongs to another session", code="wrong_session")
         digest = req.digest()
         try:
-            step = await self._reserve(who, key, digest, req)
+            step: Reserved | str = await self._reserve(who, key, digest, req)
         except IntegrityError:  # the same key, at the same moment, on another connection
-            step = None
+            step = "replayed"
         except Conflict as exc:
             if exc.code == "deal_ended":  # the lazy end: whoever sees an overdue deal ends it
                 await self._check_deals([i.deal_id for i in req.items or () if i.deal_id])
             raise
         if isinstance(step, Reserved):
-            return await self._pay(step)
-        return await self._stored_answer(who.viewer_id, key, digest)
+            status, body = await self._pay(step)
+        else:
+            status, body = await self._stored_answer(who.viewer_id, key, digest)
+        if self.count is not None:
+            self.count("replayed" if step == "replayed" else str(body.get("status") or body.get("error")))
+        return status, body
 
     async def _stored_answer(self, viewer_id: str, key: str, digest: str) -> Answer:
         deadline = time.monotonic() + IN_FLIGHT_WAIT
@@ -136,13 +141,13 @@ class Checkout:
                 raise Conflict("this order is still being processed; retry shortly", code="order_in_progress")
             await asyncio.sleep(0.05)
 
-    async def _reserve(self, who: Viewer, key: str, digest: str, req: OrderRequest) -> Reserved | None:
+    async def _reserve(self, who: Viewer, key: str, digest: str, req: OrderRequest) -> Reserved | str:
         """Validate and price without locks, then one short write: insert the key, the order and its lines,
         and take stock last, so the contended stock row is locked only for that update and the commit."""
         now = now_ms()
         async with self.db.read() as s:
             if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
-                return None
+                return "replayed"
             buyer = await load_buyer(s, who)
             sess = await s.get(LiveSession, who.session_id)
             if sess is None:
@@ -159,11 +164,11 @@ class Checkout:
         record = CheckoutRequest(viewer_id=who.viewer_id, key=key, request_hash=digest, created_at=now)
         async with self.db.write() as s:
             if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
-                return None
+                return "replayed"
             if failure is not None:
                 record.status_code, record.response = 409, _error(*failure)
                 s.add(record)
-                return None
+                return "answered"
             order, order_lines = self._new_order(sess, buyer, profile, lines, req.cart_id, now)
             record.order_id = order.id
             s.add_all([record, order])
@@ -175,7 +180,7 @@ class Checkout:
                 await s.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
                 await s.execute(delete(Order).where(Order.id == order.id))
                 record.order_id, record.status_code, record.response = None, 409, _error(*failure)
-                return None
+                return "answered"
             if any(item.deal_id != line.deal_id for item, line in zip(order_lines, lines, strict=True)):
                 order.total = sum(ln.amount for ln in lines)  # a deal line fell back to the full price
                 for item, line in zip(order_lines, lines, strict=True):

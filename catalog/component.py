@@ -2,7 +2,7 @@
 
 Its lifespan puts on ``app.state``: ``payments`` (provider name → PaymentProvider),
 ``checkout`` (:class:`catalog.checkout.Checkout`), ``deals`` (:class:`catalog.deals.Deals`) and
-``catalog_signals``; and runs one sweeper task that settles orders left pending past their hold
+``catalog_signals`` and ``catalog_limits``; and runs one sweeper task that settles orders left pending past their hold
 and ends overdue deals (deal timers run in the process too).
 """
 
@@ -14,11 +14,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from catalog.checkout import Checkout
 from catalog.deals import Deals
+from catalog.limits import Limits
 from catalog.payments import make_providers
 from catalog.routes import deals, products, shop
 from catalog.signals import Signals
@@ -27,10 +29,11 @@ log = logging.getLogger("vitrine.catalog")
 SWEEP_SECONDS = 5.0
 
 
-async def _sweep(checkout: Checkout, deal_service: Deals, every: float) -> None:
+async def _sweep(checkout: Checkout, deal_service: Deals, limits: Limits, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         try:
+            limits.prune()
             await checkout.recover()
             await deal_service.end_finished()
         except Exception:
@@ -45,9 +48,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     st.deals = deal_service = Deals(st.db, signals)
     st.checkout = checkout = Checkout(st.db, st.payments, signals, hold_seconds=st.settings.order_hold_seconds)
     checkout.deals_to_check = deal_service.end_finished
+    answers = Counter("vitrine_checkout_answers", "One-tap checkout answers by outcome (paid, out_of_stock, …)",
+                      ["outcome"], registry=st.metrics.registry)
+    checkout.count = lambda outcome: answers.labels(outcome).inc()
     await deal_service.schedule_running()
     every = min(SWEEP_SECONDS, max(0.05, st.settings.order_hold_seconds / 4))
-    sweeper = asyncio.create_task(_sweep(checkout, deal_service, every), name="catalog-sweep")
+    st.catalog_limits = limits = Limits()
+    sweeper = asyncio.create_task(_sweep(checkout, deal_service, limits, every), name="catalog-sweep")
     try:
         yield
     finally:

@@ -215,3 +215,24 @@ def test_replay_orders_are_marked(server: LiveServer, world: dict[str, Any]) -> 
     with server.client(token) as c:
         order = _buy(c, pub["id"], [{"product_id": product["id"]}]).json()
         assert order["replay"] is True and order["pinned"] is False
+
+
+def test_rate_limits_and_metrics(server: LiveServer, world: dict[str, Any]) -> None:
+    pub, product = world["public"]["id"], world["products"][0]
+    set_stock(server, world["admin"], product, world["store"]["id"], 1)
+    token = join_buyer(server, pub)  # one profile save
+    body = {"name": "A", "delivery": {"method": "collect"},
+            "payment": {"provider": "demo", "card_number": "4242424242424242"}}
+    with server.client(token) as c:
+        codes = [c.put("/api/me/profile", json=body).status_code for _ in range(10)]
+        assert codes[:9] == [200] * 9 and codes[9] == 429
+        r = c.put("/api/me/profile", json=body)
+        assert r.json()["error"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+        assert _buy(c, pub, [{"product_id": product["id"]}], key="m-1").status_code == 201
+        assert _buy(c, pub, [{"product_id": product["id"]}], key="m-1").status_code == 201
+        assert _buy(c, pub, [{"product_id": product["id"]}], key="m-2").status_code == 409
+    with server.client() as anon:
+        text = anon.get("/metrics").text
+    assert 'vitrine_checkout_answers_total{outcome="paid"} 1.0' in text
+    assert 'vitrine_checkout_answers_total{outcome="replayed"} 1.0' in text
+    assert 'vitrine_checkout_answers_total{outcome="out_of_stock"} 1.0' in text

@@ -89,6 +89,7 @@ async def card_opened(request: Request) -> Response:
     sid, pid = request.path_params["id"], request.path_params["pid"]
     who = require_viewer(request, sid)
     st = request.app.state
+    st.catalog_limits.check("beacon", who.viewer_id)
     async with st.db.read() as s:
         await load_buyer(s, who)
     from catalog.cards import pin_card

@@ -37,6 +37,7 @@ def _checkout(request: Request) -> Checkout:
 async def put_profile(request: Request) -> Response:
     who = require_viewer(request)
     st = request.app.state
+    st.catalog_limits.check("profile", who.viewer_id)
     return JSON(await profiles.save_profile(st.db, st.payments, who, await json_body(request)))
 
 
@@ -57,6 +58,7 @@ async def get_cart(request: Request) -> Response:
 async def add_to_cart(request: Request) -> Response:
     who = require_viewer(request)
     st = request.app.state
+    st.catalog_limits.check("cart", who.viewer_id)
     cart, item, replay = await carts.add_item(st.db, who, await json_body(request))
     st.catalog_signals.track("cart_added", who.session_id, who.viewer_id, product_id=item.product_id,
                              variant_id=item.variant_id, qty=item.qty, replay=replay)
@@ -73,9 +75,10 @@ async def remove_from_cart(request: Request) -> Response:
      "with an `Idempotency-Key` header; the server prices", auth="viewer", body=_ORDER,
      responses={201: "paid: {order_id, status, total, currency, items, …}", 402: "payment_declined",
                 409: "profile_required | out_of_stock | deal_ended | deal_sold_out | deal_limit_reached",
-                422: "invalid | idempotency_key_reused | idempotency_key_required"})
+                422: "invalid | idempotency_key_reused | idempotency_key_required", 429: "rate_limited"})
 async def create_order(request: Request) -> Response:
     who = require_viewer(request)
+    request.app.state.catalog_limits.check("order", who.viewer_id)
     key = idempotency_key(request.headers.get("idempotency-key"))
     req = parse_order(await json_body(request))
     status, body = await _checkout(request).place(who, key, req)
