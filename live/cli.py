@@ -149,6 +149,8 @@ def parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="fill the database with a season of sessions (demo history)")
     sim.add_argument("--sessions", type=int, default=120)
     sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--public-max", type=int, default=None, dest="public_max",
+                     help="largest public audience drawn (default 30000; 300000 for flagship shows)")
     sim.set_defaults(func=cmd_simulate)
     return p
 

@@ -16,7 +16,7 @@ class InvalidEvent(ValueError):
     """A tracked event we cannot record (unknown kind, missing id, bad field)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     kind: str
     session_id: str

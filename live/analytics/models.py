@@ -5,8 +5,8 @@ Reports never scan the event log. The recorder keeps these in step, in one trans
 * ``analytics_viewers`` — one row per (session, viewer): reach is its row count. Stage flags
   (engaged, saw a product, opened a card, added to cart, bought) flip once, so distinct funnel
   counts are increments made when a flag flips.
-* ``analytics_watch`` — one row per (session, viewer, 10-second bucket) with a heartbeat: watch
-  time counted once across tabs, reconnects and processes (the primary key deduplicates).
+* ``analytics_watch`` — the (session, viewer, 10-second bucket) pairs with a heartbeat, as bits of
+  one row per 10 minutes: watch time counted once across tabs, reconnects and processes.
 * ``analytics_concurrency`` — distinct live viewers per (session, bucket): peak concurrent.
 * ``analytics_orders`` — one row per order id: orders and revenue counted once.
 * ``analytics_session_stats`` / ``analytics_associate_stats`` / ``analytics_product_stats`` —
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from live.db import Base
 
 BUCKET_MS = 10_000
+BLOCK = 60  # buckets per analytics_watch row (bits of a BigInteger)
 
 
 class AnalyticsEvent(Base):
@@ -60,12 +61,16 @@ class AnalyticsViewer(Base):
 
 
 class AnalyticsWatch(Base):
+    """Which 10-second buckets a viewer watched: one row per block of :data:`BLOCK` buckets (10 minutes),
+    a bit per bucket. Setting a bit that is already set adds nothing (tabs, processes, reconnects)."""
+
     __tablename__ = "analytics_watch"
 
     session_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     viewer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # ts // BUCKET_MS
-    replay: Mapped[bool] = mapped_column(Boolean, default=False)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # ts // (BUCKET_MS * BLOCK)
+    replay: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    bits: Mapped[int] = mapped_column(BigInteger, default=0)  # bit i: bucket block * BLOCK + i
 
 
 class AnalyticsConcurrency(Base):

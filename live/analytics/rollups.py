@@ -2,8 +2,8 @@
 
 Every distinct count is an increment made exactly once, by whichever transaction makes the
 underlying fact true: inserting a (session, viewer) row, a (session, viewer, bucket) row or an
-order row with ``ON CONFLICT DO NOTHING … RETURNING``, or flipping a viewer's stage flag with
-``UPDATE … WHERE NOT flag RETURNING``. The database arbitrates between tabs, reconnects and
+order row with ``ON CONFLICT DO NOTHING … RETURNING``, flipping a viewer's stage flag with
+``UPDATE … WHERE NOT flag RETURNING``, or setting bucket bits on a row read ``FOR UPDATE``. The database arbitrates between tabs, reconnects and
 processes; the roll-up rows only ever receive the increments that were returned.
 """
 
@@ -14,12 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, select, true, tuple_, update
+from sqlalchemy import BigInteger, Table, bindparam, case, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.analytics.events import Event
 from live.analytics.models import (
+    BLOCK,
     BUCKET_MS,
     COUNTERS,
     AnalyticsConcurrency,
@@ -35,6 +36,7 @@ from live.models import SessionViewer
 
 CHUNK = 2000
 Pair = tuple[str, str]
+WatchKey = tuple[str, str, int, bool]  # session, viewer, block, replay
 
 # stage flag -> (event kinds that set it, session counter of distinct viewers)
 STAGES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -51,6 +53,17 @@ PRODUCT_COUNTERS = {"impression": "impressions", "card_opened": "clicks", "cart_
 def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(rows), size):
         yield rows[i:i + size]
+
+
+def _per_session(pairs: Iterable[Pair]) -> Iterable[tuple[str, list[str]]]:
+    """(session, up to CHUNK viewer ids) groups: ``session_id = ? AND viewer_id IN (…)`` uses the
+    primary key on both databases (SQLite scans the table for a row-value ``IN``)."""
+    by: dict[str, list[str]] = defaultdict(list)
+    for sid, vid in sorted(set(pairs)):
+        by[sid].append(vid)
+    for sid, vids in by.items():
+        for chunk in _chunks(vids):
+            yield sid, list(chunk)
 
 
 def _insert(dialect: str, table: Any) -> Any:
@@ -181,35 +194,90 @@ async def _viewers(s: AsyncSession, dialect: str, events: Sequence[Event], known
 
 
 async def _watch(s: AsyncSession, dialect: str, events: Sequence[Event], d: _Deltas) -> None:
-    """One row per (session, viewer, bucket): watch time and concurrency counted once."""
-    keys: dict[tuple[str, str, int], bool] = {}
+    """Set the viewer's bucket bits; count only the bits this transaction set (watch time, concurrency)."""
+    want: dict[WatchKey, int] = defaultdict(int)
     for e in events:
         if e.kind == "heartbeat" and e.viewer_id is not None:
-            b0 = e.ts // BUCKET_MS
-            for b in range(b0, b0 + e.span):
-                keys.setdefault((e.session_id, e.viewer_id, b), e.replay)
-    if not keys:
+            b, end = e.ts // BUCKET_MS, e.ts // BUCKET_MS + e.span
+            while b < end:  # one mask per 10-minute block the span touches
+                block, off = divmod(b, BLOCK)
+                n = min(end - b, BLOCK - off)
+                want[(e.session_id, e.viewer_id, block, e.replay)] |= ((1 << n) - 1) << off
+                b += n
+    if not want:
         return
-    rows = [{"session_id": k[0], "viewer_id": k[1], "bucket": k[2], "replay": keys[k]} for k in sorted(keys)]
-    t = AnalyticsWatch.__table__
-    stmt = _insert(dialect, t).on_conflict_do_nothing().returning(t.c.session_id, t.c.bucket, t.c.replay)
+    keys = sorted(want)
+    t: Table = AnalyticsWatch.__table__  # type: ignore[assignment]
+    key_cols = (t.c.session_id, t.c.viewer_id, t.c.block, t.c.replay)
+    added: dict[WatchKey, int] = {}
+    ins = _insert(dialect, t).on_conflict_do_nothing().returning(*key_cols)
+    for chunk in _chunks(keys):
+        rows = [{"session_id": k[0], "viewer_id": k[1], "block": k[2], "replay": k[3], "bits": want[k]} for k in chunk]
+        for sid, vid, block, replay in (await s.execute(ins, rows)).all():
+            key = (sid, vid, int(block), bool(replay))
+            added[key] = want[key]
+    rest = [k for k in keys if k not in added]
+    blocks: dict[str, set[int]] = defaultdict(set)
+    for k in rest:
+        blocks[k[0]].add(k[2])
+    sel = (select(*key_cols, t.c.bits)
+           .where(t.c.session_id == bindparam("sid"), t.c.viewer_id.in_(bindparam("vids", expanding=True)),
+                  t.c.block.in_(bindparam("blocks", expanding=True)))
+           .with_for_update())
+    updates = []
+    for sid, vids in _per_session((k[0], k[1]) for k in rest):
+        found = await s.execute(sel, {"sid": sid, "vids": vids, "blocks": sorted(blocks[sid])})
+        for _sid, vid, block, replay, bits in found.all():
+            key = (sid, vid, int(block), bool(replay))
+            if key not in want or key in added:
+                continue
+            new = want[key] & ~int(bits)
+            if new:
+                added[key] = new
+                updates.append({"k_s": sid, "k_v": vid, "k_b": block, "k_r": replay, "add": new})
+    if updates:
+        upd = (update(t).where(t.c.session_id == bindparam("k_s"), t.c.viewer_id == bindparam("k_v"),
+                               t.c.block == bindparam("k_b"), t.c.replay == bindparam("k_r"))
+               .values(bits=t.c.bits.op("|")(bindparam("add", type_=BigInteger))))
+        await s.execute(upd, updates)
+    step = BUCKET_MS // 1000
+    per_block: dict[tuple[str, int], list[int]] = {}
+    for (sid, _vid, block, replay), bits in added.items():
+        d.sessions[sid]["replay_watch_seconds" if replay else "watch_seconds"] += bits.bit_count() * step
+        if not replay:
+            diff = per_block.setdefault((sid, block), [0] * (BLOCK + 1))
+            for start, stop in _runs(bits):
+                diff[start] += 1
+                diff[stop] -= 1
     live: Counter[tuple[str, int]] = Counter()
-    for chunk in _chunks(rows):
-        for sid, bucket, replay in (await s.execute(stmt, list(chunk))).all():
-            if replay:
-                d.sessions[sid]["replay_watch_seconds"] += BUCKET_MS // 1000
-            else:
-                d.sessions[sid]["watch_seconds"] += BUCKET_MS // 1000
-                live[(sid, bucket)] += 1
-    if not live:
-        return
+    for (sid, block), diff in per_block.items():
+        running = 0
+        for i in range(BLOCK):
+            running += diff[i]
+            if running:
+                live[(sid, block * BLOCK + i)] += running
+    if live:
+        await _concurrency(s, dialect, live, d)
+
+
+def _runs(bits: int) -> Iterable[tuple[int, int]]:
+    """The [start, stop) runs of set bits (a viewer's contiguous watching)."""
+    while bits:
+        start = (bits & -bits).bit_length() - 1
+        shifted = bits >> start
+        length = (~shifted & (shifted + 1)).bit_length() - 1  # trailing ones
+        yield start, start + length
+        bits &= ~(((1 << length) - 1) << start)
+
+
+async def _concurrency(s: AsyncSession, dialect: str, live: Counter[tuple[str, int]], d: _Deltas) -> None:
     ct = AnalyticsConcurrency.__table__
     ins = _insert(dialect, ct)
     up = ins.on_conflict_do_update(index_elements=[ct.c.session_id, ct.c.bucket],
                                    set_={"viewers": ct.c.viewers + ins.excluded.viewers}
                                    ).returning(ct.c.session_id, ct.c.viewers)
-    crow = [{"session_id": k[0], "bucket": k[1], "viewers": n} for k, n in sorted(live.items())]
-    for chunk in _chunks(crow):
+    rows = [{"session_id": k[0], "bucket": k[1], "viewers": n} for k, n in sorted(live.items())]
+    for chunk in _chunks(rows):
         for sid, viewers in (await s.execute(up, list(chunk))).all():
             d.peak[sid] = max(d.peak.get(sid, 0), int(viewers))
 
@@ -220,12 +288,12 @@ async def _flip(s: AsyncSession, flag: str, pairs: set[Pair]) -> list[tuple[str,
         return []
     t: Table = AnalyticsViewer.__table__  # type: ignore[assignment]
     col = t.c[flag]
-    stmt = (update(t).where(tuple_(t.c.session_id, t.c.viewer_id).in_(bindparam("pairs", expanding=True)),
+    stmt = (update(t).where(t.c.session_id == bindparam("sid"), t.c.viewer_id.in_(bindparam("vids", expanding=True)),
                             col.is_not(true()))
             .values({flag: True}).returning(t.c.session_id, t.c.associate_id))
     out: list[tuple[str, str | None]] = []
-    for chunk in _chunks(sorted(pairs)):
-        out.extend((sid, assoc) for sid, assoc in (await s.execute(stmt, {"pairs": list(chunk)})).all())
+    for sid, vids in _per_session(pairs):
+        out.extend((a, b) for a, b in (await s.execute(stmt, {"sid": sid, "vids": vids})).all())
     return out
 
 
@@ -234,12 +302,11 @@ async def _orders(s: AsyncSession, dialect: str, purchases: list[Event], d: _Del
     if not purchases:
         return
     v = AnalyticsViewer.__table__
-    pairs = sorted({(e.session_id, e.viewer_id) for e in purchases if e.viewer_id})
     assoc: dict[Pair, str | None] = {}
-    for chunk in _chunks(pairs):
-        found = await s.execute(select(v.c.session_id, v.c.viewer_id, v.c.associate_id)
-                                .where(tuple_(v.c.session_id, v.c.viewer_id).in_(list(chunk))))
-        assoc.update({(a, b): c for a, b, c in found.all()})
+    for sid, vids in _per_session((e.session_id, e.viewer_id) for e in purchases if e.viewer_id):
+        found = await s.execute(select(v.c.viewer_id, v.c.associate_id)
+                                .where(v.c.session_id == sid, v.c.viewer_id.in_(vids)))
+        assoc.update({(sid, b): c for b, c in found.all()})
     rows: dict[str, dict[str, Any]] = {}
     for e in purchases:
         assert e.order_id is not None

@@ -41,8 +41,8 @@ from live.models import (
 BATCH = 20_000
 SEASON_DAYS = 180
 CLIENTS_PER_STORE = 450
-PRIVATE_SHARE = 0.7
-PUBLIC_MAX = 200_000
+PUBLIC_EVERY = 8  # one session in eight is a public show, the rest are private previews
+PUBLIC_MAX = 30_000  # keeps the default season well under a minute; --public-max 300000 for flagship shows
 
 
 @dataclass
@@ -56,21 +56,24 @@ class Directory:
 class Progress:
     """A one-line progress bar on stderr."""
 
-    def __init__(self, total: int, width: int = 30) -> None:
-        self.total, self.width, self.t0 = max(1, total), width, time.monotonic()
+    def __init__(self, total: int, width: int = 30, *, quiet: bool = False) -> None:
+        self.total, self.width, self.t0, self.quiet = max(1, total), width, time.monotonic(), quiet
         self.done = self.viewers = self.events = 0
 
-    def step(self, viewers: int, events: int) -> None:
-        self.done += 1
+    def step(self, viewers: int, events: int, *, done: bool = True) -> None:
+        self.done += int(done)
         self.viewers += viewers
         self.events += events
+        if self.quiet:
+            return
         filled = self.width * self.done // self.total
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} sessions "
                          f"{self.viewers:,} viewers {self.events:,} events {time.monotonic() - self.t0:.1f}s")
         sys.stderr.flush()
 
     def close(self) -> None:
-        sys.stderr.write("\n")
+        if not self.quiet:
+            sys.stderr.write("\n")
 
 
 async def load_directory(db: Database, data_dir: str) -> Directory:
@@ -126,7 +129,7 @@ async def _client_pools(db: Database, stores: list[str], associates: dict[str, l
 def _kind_and_time(rng: random.Random, n: int, total: int, season_end: int) -> tuple[str, int]:
     day = season_end - SEASON_DAYS * DAY + int((n + rng.random()) * SEASON_DAYS * DAY / total) // DAY * DAY
     hour = rng.choice((11, 11, 12, 13)) if rng.random() < 0.8 else rng.choice((2, 6))  # 19:00-21:00 China
-    return ("private" if rng.random() < PRIVATE_SHARE else "public"), day + hour * 3_600_000
+    return ("public" if n % PUBLIC_EVERY == PUBLIC_EVERY // 2 else "private"), day + hour * 3_600_000
 
 
 async def _create_session(db: Database, plan: SessionPlan, store: str, host: str,
@@ -174,7 +177,7 @@ def _audience(rng: random.Random, plan: SessionPlan, guests: list[Guest]) -> Ite
 
 
 async def simulate_session(db: Database, recorder: Recorder, d: Directory, rng: random.Random, plan: SessionPlan,
-                           store: str) -> tuple[int, int]:
+                           store: str, progress: Progress) -> tuple[int, int]:
     host = rng.choice(d.associates[store])
     guests: list[Guest] = []
     if plan.kind == "private":
@@ -192,9 +195,10 @@ async def simulate_session(db: Database, recorder: Recorder, d: Directory, rng: 
         if len(batch) >= BATCH:
             await recorder.record(batch)
             events += len(batch)
+            progress.step(0, len(batch), done=False)
             batch = []
     await recorder.record(batch)
-    return len({v for v, _, _ in audience}), events + len(batch)
+    return len({v for v, _, _ in audience}), len(batch)
 
 
 async def run(settings: Settings, *, sessions: int, seed: int, public_max: int = PUBLIC_MAX,
@@ -204,7 +208,7 @@ async def run(settings: Settings, *, sessions: int, seed: int, public_max: int =
         d = await load_directory(db, settings.data_dir)
         recorder = Recorder(db)
         today = int(time.time() * 1000) // DAY * DAY
-        progress = Progress(sessions)
+        progress = Progress(sessions, quiet=quiet)
         made = skipped = 0
         for n in range(sessions):
             rng = random.Random(f"vitrine-sim:{seed}:{n}")
@@ -218,12 +222,10 @@ async def run(settings: Settings, *, sessions: int, seed: int, public_max: int =
             if exists:
                 skipped += 1
             else:
-                viewers, events = await simulate_session(db, recorder, d, rng, plan, store)
+                viewers, events = await simulate_session(db, recorder, d, rng, plan, store, progress)
                 made += 1
-            if not quiet:
-                progress.step(viewers, events)
-        if not quiet:
-            progress.close()
+            progress.step(viewers, events)
+        progress.close()
         return {"sessions": made, "skipped": skipped, "viewers": progress.viewers, "events": progress.events,
                 "seconds": round(time.monotonic() - progress.t0, 1)}
     finally:
