@@ -123,3 +123,18 @@ def test_pin_card_and_card_opened(server: LiveServer, world: dict[str, Any], set
         assert (r.status_code, r.json()["error"]) == (404, "product_not_found")
         r = c.post(f"/api/sessions/{world['private']['id']}/products/{product['id']}/opened")
         assert r.status_code == 403
+
+
+def test_associates_set_their_own_store_stock_only(server: LiveServer, world: dict[str, Any]) -> None:
+    assoc = world["associate"]
+    token = server.app.state.tokens.staff(assoc["id"], "associate", assoc["store_id"])
+    with server.client(world["admin"]) as admin:
+        other = admin.post("/api/stores", json={"name": "Beijing SKP", "city": "Beijing", "country": "CN"}).json()
+    product = world["products"][0]
+    with server.client(token) as c:
+        r = c.put(f"/api/products/{product['id']}/stock", json={"store_id": assoc["store_id"], "quantity": 3})
+        assert r.status_code == 200
+        r = c.put(f"/api/products/{product['id']}/stock", json={"store_id": other["id"], "quantity": 3})
+        assert (r.status_code, r.json()["error"]) == (403, "role_required")
+        r = c.post("/api/products", json={"title": "x", "price": 1, "currency": "CNY"})
+        assert r.status_code == 403

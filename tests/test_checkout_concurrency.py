@@ -156,3 +156,16 @@ def test_crash_between_reserve_and_capture_is_settled(short_hold_server: LiveSer
         assert order["status"] == "expired"
         assert (retry.status_code, retry.json()["error"]) == (409, "order_expired")
         assert _stock(server, product["id"]) == 3
+
+
+def test_the_same_key_at_the_same_moment_is_one_order(server: LiveServer, world: dict[str, Any]) -> None:
+    pub, product = world["public"]["id"], world["products"][2]
+    set_stock(server, ADMIN_TOKEN, product, world["store"]["id"], 10)
+    buyer = asyncio.run(_buyers(server, pub, ["4242424242424242"]))[0]
+    twins = [dict(buyer) for _ in range(20)]  # a phone retrying in a hurry: one key, 20 requests at once
+    answers = asyncio.run(_storm(server, pub, product["id"], twins))
+    assert {status for status, _ in answers} == {201}
+    assert len({body["order_id"] for _, body in answers}) == 1
+    assert _stock(server, product["id"]) == 9
+    with server.client(buyer["token"]) as c:
+        assert len(c.get("/api/me/orders").json()["items"]) == 1

@@ -56,8 +56,11 @@ async def update_product(request: Request) -> Response:
      body={"type": "object", "required": ["store_id", "quantity"]},
      responses={404: "unknown product or store", 422: "invalid_variant | invalid"})
 async def set_stock(request: Request) -> Response:
-    require_staff(request)
-    return JSON(await products.set_stock(request.app.state.db, request.path_params["id"], await json_body(request)))
+    staff = require_staff(request)
+    data = await json_body(request)
+    if staff.role == "associate" and data.get("store_id") != staff.store_id:
+        raise Forbidden("an associate sets the stock of their own store only", code="role_required")
+    return JSON(await products.set_stock(request.app.state.db, request.path_params["id"], data))
 
 
 async def _may_see(request: Request, session_id: str) -> None:
