@@ -47,7 +47,7 @@ function renderSessions(rows) {
       el("td", { class: "num" }, money(r.revenue ?? r.revenue_minor, r.currency)),
       el("td", { class: "links" },
         r.status !== "ended" ? el("a", { href: `/studio/${encodeURIComponent(r.id)}` }, "Studio") : null, " ",
-        el("a", { href: `/watch/${encodeURIComponent(r.id)}` }, r.status === "ended" ? "Replay" : "Watch")));
+        el("a", { href: `/watch/${encodeURIComponent(r.id)}` }, "Watch")));
     tr.addEventListener("click", (ev) => { if (ev.target.tagName !== "BUTTON") showFunnel(r); });
     return tr;
   }));
@@ -90,7 +90,13 @@ function renderChart(rows, corr) {
     options: {
       responsive: true, maintainAspectRatio: false, animation: false,
       scales: {
-        x: { type: "logarithmic", min: 1, max: xMax, title: { display: true, text: "Reach (distinct viewers, log scale)" } },
+        x: {
+          type: "logarithmic", min: 1, max: xMax, title: { display: true, text: "Reach (distinct viewers, log scale)" },
+          ticks: {  // only the powers of ten: 1, 10, 100, 1k…
+            autoSkip: false, maxRotation: 0,
+            callback: (v) => (Number.isInteger(Math.log10(v)) ? (v >= 1000 ? `${v / 1000}k` : String(v)) : ""),
+          },
+        },
         y: { beginAtZero: true, grace: "10%", title: { display: true, text: "Conversion (%)" } },
       },
       plugins: {
