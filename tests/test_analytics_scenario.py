@@ -256,3 +256,48 @@ async def test_flush_loop_and_stop_write_everything(database_url: str) -> None:
         assert st is not None and st.reach == 26 and st.watch_seconds == 260 and st.peak_concurrent == 26
     finally:
         await db.dispose()
+
+
+async def test_producer_fields_that_share_a_parameter_name(database_url: str) -> None:
+    """The room tracks ``reaction`` with ``kind=…``; checkout sends ``product_ids``: neither may raise."""
+    db = Database(database_url)
+    try:
+        r = Recorder(db)
+        r.track("reaction", "se_f", "vw_1", kind="heart")
+        r.track("purchase", "se_f", "vw_1", order_id="or_f", amount=100, currency="CNY", product_ids=["pr_1", "pr_2"],
+                pinned=True, session_id="ignored")
+        assert r.pending == 2 and r.metrics.rejected._value.get() == 0
+        await r.flush()
+        async with db.read() as s:
+            from live.analytics.models import ProductStats
+
+            ps = await s.get(ProductStats, ("se_f", "pr_1"))
+        assert ps is not None and (ps.orders, ps.revenue) == (1, 100)
+    finally:
+        await db.dispose()
+
+
+async def test_watch_spans_across_blocks_count_each_bucket_once(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        r = Recorder(db)
+        start = T0 + 55 * 10 * S  # bucket 55 of block 0: a 20-bucket span ends in block 1
+        r.track("heartbeat", "se_w", "vw_1", ts=start, span=20)
+        r.track("heartbeat", "se_w", "vw_2", ts=start + 10 * 10 * S)
+        await r.flush()
+        r.track("heartbeat", "se_w", "vw_1", ts=start + 5 * 10 * S, span=30)  # 15 buckets new
+        for k in range(25):  # a second tab: nothing new
+            r.track("heartbeat", "se_w", "vw_1", ts=start + k * 10 * S)
+        await r.flush()
+        async with db.read() as s:
+            from live.analytics.models import AnalyticsConcurrency, SessionStats
+
+            st = await s.get(SessionStats, "se_w")
+            per_bucket = dict((await s.execute(select(AnalyticsConcurrency.bucket, AnalyticsConcurrency.viewers)
+                                               .where(AnalyticsConcurrency.session_id == "se_w"))).all())
+        # vw_1: buckets 55-89 (35), vw_2: bucket 65; both in bucket 65 only
+        assert st is not None and st.watch_seconds == (35 + 1) * 10 and st.peak_concurrent == 2
+        b0 = start // (10 * S)
+        assert per_bucket == {b0 + k: (2 if k == 10 else 1) for k in range(35)}
+    finally:
+        await db.dispose()

@@ -64,10 +64,14 @@ def make_event(kind: str, session_id: Any, viewer_id: Any, fields: dict[str, Any
     if not isinstance(currency, str) or len(currency) > 3:
         raise InvalidEvent("`currency` must be an ISO 4217 code")
     replay = bool(fields.get("replay", False)) or source == "replay"
+    product_id = fields.get("product_id")
+    listed = fields.get("product_ids")
+    if product_id is None and isinstance(listed, list) and listed:  # an order's first line
+        product_id = listed[0]
     return Event(
         kind=kind, session_id=sid or "", viewer_id=vid,
         ts=_int(fields.get("ts"), "ts", 0, 2**53, now), replay=replay,
-        product_id=_id(fields.get("product_id"), "product_id"),
+        product_id=_id(product_id, "product_id"),
         order_id=_id(fields.get("order_id"), "order_id", required=kind == "purchase", max_len=64),
         amount=_int(fields.get("amount"), "amount", 0, MAX_AMOUNT, 0), currency=currency.upper(),
         source=source, invite_id=_id(fields.get("invite_id"), "invite_id"),

@@ -58,8 +58,11 @@ class Recorder:
         self._stopping = False
 
     # -- producers ---------------------------------------------------------------------------
-    def track(self, kind: str, session_id: str, viewer_id: str | None = None, **fields: Any) -> None:
-        """Queue one event. Never blocks, never raises (invalid or overflowing events are counted)."""
+    def track(self, kind: str, session_id: str, viewer_id: str | None = None, /, **fields: Any) -> None:
+        """Queue one event. Never blocks, never raises (invalid or overflowing events are counted).
+
+        The three leading parameters are positional-only, so a field may itself be called ``kind``
+        (a reaction's kind) or ``session_id`` without clashing."""
         try:
             event = make_event(kind, session_id, viewer_id, fields, self.clock())
         except InvalidEvent as exc:
