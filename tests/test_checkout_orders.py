@@ -43,13 +43,16 @@ def test_one_tap_buy_is_paid_and_idempotent(server: LiveServer, world: dict[str,
     assert _stock(server, world["admin"], product["id"], store) == 3  # charged once, held once
 
 
+def _invite(server: LiveServer, world: dict[str, Any], session_id: str, client: int = 0) -> str:
+    with server.client(world["admin"]) as staff:
+        r = staff.post(f"/api/sessions/{session_id}/invites", json={"client_ids": [world["clients"][client]["id"]]})
+        return str(r.json()[0]["code"])
+
+
 def test_profile_required_and_saved_once_across_sessions(server: LiveServer, world: dict[str, Any]) -> None:
     pub, priv, product = world["public"]["id"], world["private"]["id"], world["products"][0]
     set_stock(server, world["admin"], product, world["store"]["id"], 5)
-    with server.client(world["admin"]) as staff:
-        invite = staff.post(f"/api/sessions/{priv}/invites",
-                            json={"client_ids": [world["clients"][0]["id"]]}).json()[0]["code"]
-    token = join_buyer(server, priv, invite=invite, card=None)
+    token = join_buyer(server, priv, invite=_invite(server, world, priv), card=None)
     with server.client(token) as c:
         r = _buy(c, priv, [{"product_id": product["id"]}])
         assert (r.status_code, r.json()["error"]) == (409, "profile_required")
@@ -61,16 +64,15 @@ def test_profile_required_and_saved_once_across_sessions(server: LiveServer, wor
         profile = r.json()
         assert profile["payment"]["label"].endswith("4242") and "card_number" not in str(profile)
         assert profile["delivery"]["address"]["country"] == "CN"
-    # the same invited client on another session and device: already saved
-    token2 = join_buyer(server, pub, card=None)
-    with server.client(token2) as c:
+    with server.client(join_buyer(server, pub, card=None)) as c:
         assert c.get("/api/me/profile").status_code == 404  # a different (anonymous) person
+    # the same invited client, another session next week: already saved, one tap
     with server.client(world["admin"]) as staff:
-        invite2 = staff.post(f"/api/sessions/{priv}/invites",
-                             json={"client_ids": [world["clients"][0]["id"]]}).json()[0]["code"]
-    token3 = join_buyer(server, priv, invite=invite2, card=None)
-    with server.client(token3) as c:
-        r = _buy(c, priv, [{"product_id": product["id"]}])
+        later = staff.post("/api/sessions", json={
+            "title": "VIP preview 2", "kind": "private", "store_id": world["store"]["id"],
+            "host_id": world["associate"]["id"], "product_ids": [product["id"]]}).json()["id"]
+    with server.client(join_buyer(server, later, invite=_invite(server, world, later), card=None)) as c:
+        r = _buy(c, later, [{"product_id": product["id"]}])
         assert r.status_code == 201, r.text
         assert r.json()["delivery"]["method"] == "ship"
 
