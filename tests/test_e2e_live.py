@@ -153,7 +153,13 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             text = "Hello from phone A <b>bold?</b> & more"
             viewers[0].fill("#chat-text", text)
             viewers[0].press("#chat-text", "Enter")
+            viewers[0].wait_for_selector("#name-sheet[open]", timeout=10000)  # the first message asks a name
+            viewers[0].fill("#n-name", "Ana <i>")
+            viewers[0].press("#n-name", "Enter")
             viewers[1].wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
+            assert viewers[1].locator("#chat li", has_text="Hello from phone A").locator(".who").inner_text() \
+                == "Ana <i>"
+            assert viewers[0].locator("#chat li", has_text="Hello from phone A").locator(".who").inner_text() == "You"
             li = viewers[1].locator("#chat li", has_text="Hello from phone A").first
             assert text in li.inner_text() and li.locator("b").count() == 0
             host.wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
@@ -177,6 +183,7 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         with step("the host deletes a chat message; it disappears on the phones"):
             viewers[1].fill("#chat-text", "buy cheap watches here")
             viewers[1].press("#chat-text", "Enter")
+            viewers[1].click("#name-sheet [data-skip]")
             host.locator("#chat li", has_text="cheap watches").locator("button:has-text('Delete')").click()
             host.wait_for_selector("#chat li.deleted", timeout=10000)
             for v in viewers:

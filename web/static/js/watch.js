@@ -75,6 +75,8 @@ async function join(invite) {
     const out = await api(`/api/sessions/${SID}/viewers`, { method: "POST", body: invite ? { invite } : {} });
     state.token = out.token;
     state.viewerId = out.viewer_id;
+    state.name = out.name || state.name || "";
+    state.invite = invite;
     document.body.classList.add("joined");
     return true;
   } catch (e) {
@@ -94,9 +96,47 @@ async function start(invite) {
     state.scheduledAt = s.scheduled_at;
   } catch { /* the room's first frame carries the status too */ }
   render();
-  room = new Room(SID, () => state.token, { onEvents, onState: setConn, onFatal: onRoomClosed });
-  room.connect();
+  openRoom();
   if (state.status === "live") startVideo();
+}
+
+function openRoom() {
+  const before = room;
+  room = new Room(SID, () => state.token, { onEvents, onState: setConn, onFatal: onRoomClosed });
+  if (before) { room.lastId = before.lastId; before.close(); }
+  room.connect();
+}
+
+// ---- speaking: the first message asks for a name, once ------------------------------------
+let pending = null;
+function speak(frame) {
+  if (!room) return;
+  if (state.name || state.skippedName) { room.send(frame); return; }
+  pending = frame;
+  $("#name-sheet").showModal();
+  $("#n-name").focus();
+}
+async function saveName(ev) {
+  ev.preventDefault();
+  const name = $("#n-name").value.trim();
+  if (!name) { skipName(); return; }
+  try {
+    const body = { name, ...(state.invite ? { invite: state.invite } : {}) };
+    const out = await api(`/api/sessions/${SID}/viewers`, { method: "POST", body });
+    state.token = out.token;
+    state.name = out.name || name;
+    openRoom();  // the room knows a viewer's name from the moment it connects
+  } catch (e) {
+    notice(e.detail || e.message);
+    state.skippedName = true;
+  }
+  $("#name-sheet").close();
+  if (pending) { room.send(pending); pending = null; }
+}
+function skipName() {
+  state.skippedName = true;
+  $("#name-sheet").close();
+  if (pending) { room.send(pending); pending = null; }
 }
 
 function onRoomClosed(code, reason) {
@@ -408,7 +448,7 @@ $("#chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const text = $("#chat-text").value.trim();
   if (!text || !room) return;
-  room.send({ type: "chat", text });
+  speak({ type: "chat", text });
   $("#chat-text").value = "";
 });
 $("#open-questions").addEventListener("click", () => { renderQuestions(); $("#questions").showModal(); });
@@ -416,7 +456,7 @@ $("#question-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const text = $("#question-text").value.trim();
   if (!text || !room) return;
-  room.send({ type: "question", text });
+  speak({ type: "question", text });
   $("#question-text").value = "";
 });
 for (const b of document.querySelectorAll(".react")) {
@@ -430,6 +470,9 @@ for (const r of document.querySelectorAll('input[name="delivery"]')) {
   r.addEventListener("change", () => { $("#address").hidden = $("#profile-form").elements.delivery.value !== "ship"; });
 }
 $("#buy").addEventListener("click", buy);
+$("#name-form").addEventListener("submit", saveName);
+$("#name-sheet [data-skip]").addEventListener("click", skipName);
+$("#name-sheet").addEventListener("cancel", (ev) => { ev.preventDefault(); skipName(); });
 $("#card").addEventListener("pointerdown", cardOpened);
 $("#card").addEventListener("focusin", cardOpened);
 $("#invite-form").addEventListener("submit", (ev) => {
