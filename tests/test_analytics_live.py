@@ -7,23 +7,12 @@ attribute the revenue to the associate who invited them.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
-
-import httpx
 
 from tests.support.factory import join_buyer, set_stock
 from tests.support.server import LiveServer, await_for
+from tests.test_checkout_room import _abuy
 from tests.test_room_support import close_all, host_token, join, open_room
-
-
-async def _buy(server: LiveServer, token: str, session_id: str, product_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30,
-                                 headers={"authorization": f"Bearer {token}"}) as c:
-        r = await c.post("/api/orders", json={"session_id": session_id, "items": [{"product_id": product_id}]},
-                         headers={"idempotency-key": uuid.uuid4().hex})
-        assert r.status_code == 201, r.text
-        return r.json()  # type: ignore[no-any-return]
 
 
 async def test_real_traffic_counts_each_viewer_once(server: LiveServer, world: dict[str, Any]) -> None:
@@ -44,10 +33,10 @@ async def test_real_traffic_counts_each_viewer_once(server: LiveServer, world: d
     try:
         await host.send("pin", product_id=product["id"])
         await bo.wait_type("pin")
-        await _buy(server, buyer, sid, product["id"])
+        await _abuy(server, buyer, sid, product["id"])
         await tab2.close()  # the phone drops and comes back
         tab2 = await open_room(server, sid, phone["token"])
-        await _buy(server, buyer, sid, product["id"])
+        await _abuy(server, buyer, sid, product["id"])
 
         async def report() -> dict[str, Any] | None:
             async with server.aclient(admin) as staff:

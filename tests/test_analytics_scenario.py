@@ -17,12 +17,19 @@ from sqlalchemy import func, select
 
 from catalog.products import create_product
 from live.analytics import reports
-from live.analytics.models import AnalyticsEvent, AnalyticsWatch
+from live.analytics.models import (
+    AnalyticsConcurrency,
+    AnalyticsEvent,
+    AnalyticsWatch,
+    ProductStats,
+    SessionStats,
+)
 from live.analytics.recorder import Recorder
 from live.auth import Staff, Tokens
 from live.db import Database
 from live.directory import create_client, create_staff, create_store
 from live.sessions import SessionService
+from tests.support.server import await_for
 
 T0 = 1_800_000_000_000  # a bucket boundary
 S = 1000  # one second in ms
@@ -215,89 +222,72 @@ async def test_replaying_the_same_events_changes_nothing(world: World) -> None:
     assert logged == 6  # the log keeps every report; the roll-ups count each order once
 
 
-async def test_track_never_raises_and_is_bounded(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        r = Recorder(db, queue_max=3)
-        r.track("nonsense", "se_x", "vw_x")
-        r.track("joined", None, "vw_x")  # type: ignore[arg-type]
-        r.track("heartbeat", "se_x", None)
-        r.track("purchase", "se_x", "vw_x", amount="lots", order_id="o")
-        r.track("purchase", "se_x", "vw_x", amount=-5, order_id="o")
-        r.track("joined", "se_x", "vw_x", source="<script>")
-        r.track("chat", "s" * 500, "vw_x")
-        r.track("joined", "se_x", "vw_x", ts=object())
-        assert r.metrics.rejected._value.get() == 8
-        for i in range(5):
-            r.track("heartbeat", "se_x", f"vw_{i}", ts=T0)
-        assert r.pending == 3 and r.metrics.dropped._value.get() == 2
-        assert await r.flush() == 3
-        assert r.pending == 0
-    finally:
-        await db.dispose()
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
 
 
-async def test_flush_loop_and_stop_write_everything(database_url: str) -> None:
-    from tests.support.server import await_for
-
-    db = Database(database_url)
-    try:
-        r = Recorder(db, interval=0.05, batch_size=10)
-        await r.start()
-        for i in range(25):
-            r.track("heartbeat", "se_loop", f"vw_{i}", ts=T0)
-        await await_for(lambda: r.pending == 0, what="background flush")
-        r.track("heartbeat", "se_loop", "vw_last", ts=T0)
-        await r.stop()
-        async with db.read() as s:
-            from live.analytics.models import SessionStats
-
-            st = await s.get(SessionStats, "se_loop")
-        assert st is not None and st.reach == 26 and st.watch_seconds == 260 and st.peak_concurrent == 26
-    finally:
-        await db.dispose()
+async def test_track_never_raises_and_is_bounded(db: Database) -> None:
+    r = Recorder(db, queue_max=3)
+    r.track("nonsense", "se_x", "vw_x")
+    r.track("joined", None, "vw_x")  # type: ignore[arg-type]
+    r.track("heartbeat", "se_x", None)
+    r.track("purchase", "se_x", "vw_x", amount="lots", order_id="o")
+    r.track("purchase", "se_x", "vw_x", amount=-5, order_id="o")
+    r.track("joined", "se_x", "vw_x", source="<script>")
+    r.track("chat", "s" * 500, "vw_x")
+    r.track("joined", "se_x", "vw_x", ts=object())
+    assert r.metrics.rejected._value.get() == 8
+    for i in range(5):
+        r.track("heartbeat", "se_x", f"vw_{i}", ts=T0)
+    assert r.pending == 3 and r.metrics.dropped._value.get() == 2
+    assert await r.flush() == 3
+    assert r.pending == 0
 
 
-async def test_producer_fields_that_share_a_parameter_name(database_url: str) -> None:
+async def test_flush_loop_and_stop_write_everything(db: Database) -> None:
+    r = Recorder(db, interval=0.05, batch_size=10)
+    await r.start()
+    for i in range(25):
+        r.track("heartbeat", "se_loop", f"vw_{i}", ts=T0)
+    await await_for(lambda: r.pending == 0, what="background flush")
+    r.track("heartbeat", "se_loop", "vw_last", ts=T0)
+    await r.stop()
+    async with db.read() as s:
+        st = await s.get(SessionStats, "se_loop")
+    assert st is not None and st.reach == 26 and st.watch_seconds == 260 and st.peak_concurrent == 26
+
+
+async def test_producer_fields_that_share_a_parameter_name(db: Database) -> None:
     """The room tracks ``reaction`` with ``kind=…``; checkout sends ``product_ids``: neither may raise."""
-    db = Database(database_url)
-    try:
-        r = Recorder(db)
-        r.track("reaction", "se_f", "vw_1", kind="heart")
-        r.track("purchase", "se_f", "vw_1", order_id="or_f", amount=100, currency="CNY", product_ids=["pr_1", "pr_2"],
-                pinned=True, session_id="ignored")
-        assert r.pending == 2 and r.metrics.rejected._value.get() == 0
-        await r.flush()
-        async with db.read() as s:
-            from live.analytics.models import ProductStats
-
-            ps = await s.get(ProductStats, ("se_f", "pr_1"))
-        assert ps is not None and (ps.orders, ps.revenue) == (1, 100)
-    finally:
-        await db.dispose()
+    r = Recorder(db)
+    r.track("reaction", "se_f", "vw_1", kind="heart")
+    r.track("purchase", "se_f", "vw_1", order_id="or_f", amount=100, currency="CNY", product_ids=["pr_1", "pr_2"],
+            pinned=True, session_id="ignored")
+    assert r.pending == 2 and r.metrics.rejected._value.get() == 0
+    await r.flush()
+    async with db.read() as s:
+        ps = await s.get(ProductStats, ("se_f", "pr_1"))
+    assert ps is not None and (ps.orders, ps.revenue) == (1, 100)
 
 
-async def test_watch_spans_across_blocks_count_each_bucket_once(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        r = Recorder(db)
-        start = T0 + 55 * 10 * S  # bucket 55 of block 0: a 20-bucket span ends in block 1
-        r.track("heartbeat", "se_w", "vw_1", ts=start, span=20)
-        r.track("heartbeat", "se_w", "vw_2", ts=start + 10 * 10 * S)
-        await r.flush()
-        r.track("heartbeat", "se_w", "vw_1", ts=start + 5 * 10 * S, span=30)  # 15 buckets new
-        for k in range(25):  # a second tab: nothing new
-            r.track("heartbeat", "se_w", "vw_1", ts=start + k * 10 * S)
-        await r.flush()
-        async with db.read() as s:
-            from live.analytics.models import AnalyticsConcurrency, SessionStats
-
-            st = await s.get(SessionStats, "se_w")
-            per_bucket = dict((await s.execute(select(AnalyticsConcurrency.bucket, AnalyticsConcurrency.viewers)
-                                               .where(AnalyticsConcurrency.session_id == "se_w"))).all())
-        # vw_1: buckets 55-89 (35), vw_2: bucket 65; both in bucket 65 only
-        assert st is not None and st.watch_seconds == (35 + 1) * 10 and st.peak_concurrent == 2
-        b0 = start // (10 * S)
-        assert per_bucket == {b0 + k: (2 if k == 10 else 1) for k in range(35)}
-    finally:
-        await db.dispose()
+async def test_watch_spans_across_blocks_count_each_bucket_once(db: Database) -> None:
+    r = Recorder(db)
+    start = T0 + 55 * 10 * S  # bucket 55 of block 0: a 20-bucket span ends in block 1
+    r.track("heartbeat", "se_w", "vw_1", ts=start, span=20)
+    r.track("heartbeat", "se_w", "vw_2", ts=start + 10 * 10 * S)
+    await r.flush()
+    r.track("heartbeat", "se_w", "vw_1", ts=start + 5 * 10 * S, span=30)  # 15 buckets new
+    for k in range(25):  # a second tab: nothing new
+        r.track("heartbeat", "se_w", "vw_1", ts=start + k * 10 * S)
+    await r.flush()
+    async with db.read() as s:
+        st = await s.get(SessionStats, "se_w")
+        per_bucket = dict((await s.execute(select(AnalyticsConcurrency.bucket, AnalyticsConcurrency.viewers)
+                                           .where(AnalyticsConcurrency.session_id == "se_w"))).all())
+    # vw_1: buckets 55-89 (35), vw_2: bucket 65; both in bucket 65 only
+    assert st is not None and st.watch_seconds == (35 + 1) * 10 and st.peak_concurrent == 2
+    b0 = start // (10 * S)
+    assert per_bucket == {b0 + k: (2 if k == 10 else 1) for k in range(35)}
