@@ -44,6 +44,7 @@ from live.models import LiveSession
 log = logging.getLogger("vitrine.checkout")
 Answer = tuple[int, dict[str, Any]]
 IN_FLIGHT_WAIT = 15.0
+KEY_RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
 def _error(code: str, detail: str) -> dict[str, Any]:
@@ -300,6 +301,13 @@ class Checkout:
         return row.status_code, row.response
 
     # -- recovery ---------------------------------------------------------------------------
+    async def prune_keys(self, older_than_ms: int = KEY_RETENTION_MS) -> int:
+        """Forget answered idempotency keys after their retention (a retry a week later is a new order)."""
+        async with self.db.write() as s:
+            result = await s.execute(delete(CheckoutRequest).where(
+                CheckoutRequest.created_at < now_ms() - older_than_ms, CheckoutRequest.status_code.is_not(None)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def recover(self, now: int | None = None, limit: int = 200) -> int:
         """Settle orders left ``pending`` past their hold (a crash or a lost provider): returns how many."""
         now = now_ms() if now is None else now

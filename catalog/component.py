@@ -1,9 +1,10 @@
 """Catalog component: products, stock, profiles, carts, one-tap orders, payments and flash deals.
 
 Its lifespan puts on ``app.state``: ``payments`` (provider name → PaymentProvider),
-``checkout`` (:class:`catalog.checkout.Checkout`), ``deals`` (:class:`catalog.deals.Deals`) and
-``catalog_signals`` and ``catalog_limits``; and runs one sweeper task that settles orders left pending past their hold
-and ends overdue deals (deal timers run in the process too).
+``checkout`` (:class:`catalog.checkout.Checkout`), ``deals`` (:class:`catalog.deals.Deals`),
+``catalog_signals`` and ``catalog_limits``; and runs one sweeper task that settles orders left
+pending past their hold, ends overdue deals (deal timers run in the process too) and forgets
+old idempotency keys.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,15 +29,20 @@ from catalog.signals import Signals
 
 log = logging.getLogger("vitrine.catalog")
 SWEEP_SECONDS = 5.0
+PRUNE_KEYS_SECONDS = 3600.0
 
 
 async def _sweep(checkout: Checkout, deal_service: Deals, limits: Limits, every: float) -> None:
+    last_prune = 0.0
     while True:
         await asyncio.sleep(every)
         try:
             limits.prune()
             await checkout.recover()
             await deal_service.end_finished()
+            if time.monotonic() - last_prune > PRUNE_KEYS_SECONDS:
+                last_prune = time.monotonic()
+                await checkout.prune_keys()
         except Exception:
             log.exception("catalog sweep failed")
 

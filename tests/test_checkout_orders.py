@@ -238,3 +238,29 @@ def test_rate_limits_and_metrics(server: LiveServer, world: dict[str, Any]) -> N
     assert 'vitrine_checkout_answers_total{outcome="paid"} 1.0' in text
     assert 'vitrine_checkout_answers_total{outcome="replayed"} 1.0' in text
     assert 'vitrine_checkout_answers_total{outcome="out_of_stock"} 1.0' in text
+
+
+async def test_old_idempotency_keys_are_forgotten(database_url: str) -> None:
+    from types import SimpleNamespace
+
+    from catalog.checkout import KEY_RETENTION_MS, Checkout
+    from catalog.models import CheckoutRequest
+    from catalog.signals import Signals
+    from live.db import Database, now_ms
+
+    db = Database(database_url)
+    try:
+        async with db.write() as s:
+            s.add_all([CheckoutRequest(viewer_id="vw_a", key="old", request_hash="h", status_code=201,
+                                       response={}, created_at=now_ms() - KEY_RETENTION_MS - 1),
+                       CheckoutRequest(viewer_id="vw_a", key="new", request_hash="h", status_code=201,
+                                       response={}, created_at=now_ms()),
+                       CheckoutRequest(viewer_id="vw_a", key="in-flight", request_hash="h",
+                                       created_at=now_ms() - KEY_RETENTION_MS - 1)])
+        checkout = Checkout(db, {}, Signals(SimpleNamespace(db=db)), hold_seconds=60)
+        assert await checkout.prune_keys() == 1
+        async with db.read() as s:
+            assert await s.get(CheckoutRequest, ("vw_a", "new")) is not None
+            assert await s.get(CheckoutRequest, ("vw_a", "in-flight")) is not None
+    finally:
+        await db.dispose()
