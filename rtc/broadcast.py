@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -26,7 +26,7 @@ JOIN_INTERVAL = 0.25  # seconds between keyframe requests caused by joining view
 VIEWER_INTERVAL = 1.0  # seconds between keyframe requests caused by viewers' PLI/FIR
 OUTSTANDING = 1.0  # a request with no keyframe after this long is sent again
 
-KeyframeSource = Callable[[], Awaitable[None]]
+KeyframeSource = Callable[[], Coroutine[object, object, None]]
 FrameSink = Callable[[EncodedFrame], None]
 
 
@@ -167,7 +167,7 @@ class Broadcast:
         self._last_request = now
         self._outstanding = now
         self.keyframe_requests += 1
-        task = asyncio.get_running_loop().create_task(source())
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(source())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     relay = RelayService(settings, st.db, st.sessions.set_status, st.rooms.emit, on_forward=metrics.forwarded,
                          on_reject=lambda reason: metrics.rejected.labels(reason).inc())
     st.relay = relay
+    workers = settings.relay_workers or os.cpu_count() or 1
+    if workers > 1:
+        relay.use_workers(workers - 1, {
+            "VITRINE_RTC_LOOPBACK": "1" if settings.rtc_loopback else "0",
+            "VITRINE_ICE_SERVERS": settings.ice_servers, "VITRINE_LOG_LEVEL": settings.log_level})
 
     async def refresh() -> None:
         metrics.refresh(relay)

@@ -19,7 +19,14 @@ from live.errors import BadRequest, Unavailable
 from rtc import hooks
 from rtc.broadcast import Broadcast
 from rtc.frames import CLOCK
-from rtc.sdp import CANONICAL, Offer, ingest_codecs, negotiated_codec, unsupported_codec, viewer_codecs
+from rtc.sdp import (
+    CANONICAL,
+    Offer,
+    ingest_codecs,
+    negotiated_codec,
+    unsupported_codec,
+    viewer_codecs,
+)
 from rtc.tracks import ViewerTrack
 
 log = logging.getLogger("vitrine.rtc")
@@ -40,6 +47,7 @@ class Peer:
         self.pc = RTCPeerConnection(config)
         self.created = time.monotonic()
         self.closed = False
+        self.connected_once = False
         self.on_end: Callable[[Peer], Any] | None = None
         self.pc.on("connectionstatechange", self._state_changed)
 
@@ -85,6 +93,10 @@ class Peer:
         return added
 
     async def _state_changed(self) -> None:
+        log.info("%s connection %s", self.kind, self.state,
+                 extra={"session": self.session_id, "resource": self.id, "ice": self.pc.iceConnectionState})
+        if self.state == "connected":
+            self.connected_once = True
         if self.state in ENDED:
             await self.close()
 
@@ -156,6 +168,7 @@ class Publisher(Peer):
             try:
                 report = await receiver.getStats()
             except Exception:  # a closing receiver: no stats
+                log.debug("no receiver stats", exc_info=True)
                 continue
             for s in report.values():
                 if getattr(s, "type", "") == "inbound-rtp":
@@ -227,6 +240,7 @@ class Viewer(Peer):
             try:
                 report = await sender.getStats()
             except Exception:  # a closing sender: no stats
+                log.debug("no sender stats", exc_info=True)
                 continue
             for s in report.values():
                 kind = getattr(s, "type", "")

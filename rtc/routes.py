@@ -12,7 +12,7 @@ from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
 from live.http import JSON, read_body
 from rtc.peers import Peer
 from rtc.sdp import MAX_SDP_BYTES, parse_offer
-from rtc.service import RelayService
+from rtc.service import RelayService, RemoteViewer
 
 SDP = "application/sdp"
 FRAG = "application/trickle-ice-sdpfrag"
@@ -43,7 +43,7 @@ def _links(relay: RelayService) -> list[str]:
     return links
 
 
-def _created(request: Request, prefix: str, peer: Peer) -> Response:
+def _created(request: Request, prefix: str, peer: Peer | RemoteViewer) -> Response:
     relay = _relay(request)
     headers = {**CORS, "Location": f"/{prefix}/{peer.session_id}/{peer.id}", "ETag": peer.etag,
                "Accept-Patch": FRAG}
@@ -62,7 +62,9 @@ def _options(methods: str) -> Response:
 
 async def _patch(request: Request, kind: str) -> Response:
     sid, rid = request.path_params["id"], request.path_params["resource"]
-    peer = _relay(request).resource(sid, rid, kind)
+    relay = _relay(request)
+    remote = relay.remote_viewer(sid, rid) if kind == "viewer" else None
+    peer: Peer | RemoteViewer = remote or relay.resource(sid, rid, kind)
     if_match = request.headers.get("if-match")
     if if_match is not None and if_match.strip() not in ("*", peer.etag):
         raise VitrineError("the ETag does not match this session", code="precondition_failed", status=412)
@@ -73,7 +75,10 @@ async def _patch(request: Request, kind: str) -> Response:
     if "a=ice-ufrag:" in fragment or "a=ice-pwd:" in fragment:
         raise ValidationFailed("ICE restarts are not supported: publish again with a new POST",
                                code="ice_restart_unsupported")
-    await peer.add_candidates(fragment)
+    if isinstance(peer, RemoteViewer):
+        peer.link.notify("candidates", resource=rid, fragment=fragment)
+    else:
+        await peer.add_candidates(fragment)
     return Response(status_code=204, headers=CORS)
 
 

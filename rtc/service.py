@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
@@ -21,6 +22,7 @@ from rtc.broadcast import Broadcast
 from rtc.peers import Peer, Publisher
 from rtc.peers import Viewer as ViewerPeer
 from rtc.sdp import Offer
+from rtc.workers import WorkerLink, WorkerPool
 
 log = logging.getLogger("vitrine.rtc")
 Emit = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
@@ -48,6 +50,18 @@ def ice_servers(raw: str) -> list[RTCIceServer]:
     return servers
 
 
+@dataclass
+class RemoteViewer:
+    """A viewer served by a relay worker process (the origin only routes its requests)."""
+
+    session_id: str
+    id: str
+    etag: str
+    answer: str
+    link: WorkerLink
+    kind: str = "viewer"
+
+
 class RelayService:
     def __init__(self, settings: Settings, db: Database, set_status: SetStatus, emit: Emit,
                  on_forward: Callable[[str, int], None] | None = None,
@@ -65,6 +79,34 @@ class RelayService:
         self._on_reject = on_reject
         self._tasks: set[asyncio.Task[Any]] = set()
         self.rejected: dict[str, int] = {}
+        self.remote: dict[str, RemoteViewer] = {}  # resource id -> viewer on a worker
+        self.pool: WorkerPool | None = None
+        self._feeds: dict[tuple[str, int], Callable[[Any], None]] = {}
+        self._pool_env: dict[str, str] = {}
+        self._pool_size = 0
+
+    def use_workers(self, count: int, env: dict[str, str]) -> None:
+        """Relay viewers through ``count`` worker processes too (started at the first publish)."""
+        self._pool_size, self._pool_env = count, env
+
+    async def _start_pool(self) -> None:
+        if self._pool_size > 0 and self.pool is None:
+            self.pool = WorkerPool(self._worker_keyframe, self._worker_left)
+            self._spawn(self.pool.start(self._pool_size, self._pool_env))
+
+    def _worker_keyframe(self, session_id: str) -> None:
+        b = self.broadcasts.get(session_id)
+        if b is not None:
+            b.request_keyframe("join")
+
+    def _worker_left(self, link: WorkerLink, resource_id: str, session_id: str) -> None:
+        self.remote.pop(resource_id, None)
+        if session_id not in link.sessions():
+            sink = self._feeds.pop((session_id, link.index), None)
+            b = self.broadcasts.get(session_id)
+            if sink is not None and b is not None:
+                b.feeds.discard(sink)
+        self._forget_if_idle(session_id)
 
     def config(self) -> RTCConfiguration:
         return RTCConfiguration(iceServers=list(self.servers))
@@ -100,6 +142,7 @@ class RelayService:
             if current.identity != identity and not lost:
                 self._reject("already_publishing")
                 raise Conflict("someone is already publishing this session", code="already_publishing")
+        await self._start_pool()
         broadcast = self.broadcast(session_id)
         pub = Publisher(session_id, self.config(), broadcast, identity)
         try:
@@ -152,19 +195,18 @@ class RelayService:
         task.add_done_callback(self._tasks.discard)
 
     # -- watching ----------------------------------------------------------------------------
-    async def watch(self, sess: LiveSession, who: Principal | None, offer: Offer) -> ViewerPeer:
+    async def watch(self, sess: LiveSession, who: Principal | None, offer: Offer) -> ViewerPeer | RemoteViewer:
         session_id = sess.id
         if sess.kind == "private" or who is not None:
             self._check_viewer(session_id, who)
-        if self.viewer_count >= self.max_viewers:
-            self._reject("capacity")
-            raise Unavailable("this relay is full; try again shortly", code="relay_full",
-                              headers={"Retry-After": "10"})
         broadcast = self.broadcasts.get(session_id)
         if broadcast is None or not broadcast.codecs:
             self._reject("not_live")
             raise Conflict("the host is not streaming yet", code="not_live", headers={"Retry-After": "3"})
         viewer_id = who.viewer_id if isinstance(who, Viewer) else None
+        place = self._place()
+        if place is not None:
+            return await self._watch_remote(place, broadcast, offer, viewer_id)
         peer = ViewerPeer(session_id, self.config(), broadcast, viewer_id)
         try:
             peer.answer = await peer.start(offer)
@@ -178,6 +220,37 @@ class RelayService:
         self.peers[peer.id] = peer
         peer.on_end = self._viewer_ended
         return peer
+
+    def _place(self) -> WorkerLink | None:
+        """The least loaded process with room: ``None`` for this one; 503 when all are full."""
+        options: list[tuple[int, int, WorkerLink | None]] = [(self.viewer_count, 0, None)]
+        if self.pool is not None:
+            options += [(link.load, i + 1, link) for i, link in enumerate(self.pool.live_links())]
+        free = [o for o in options if o[0] < self.max_viewers]
+        if not free:
+            self._reject("capacity")
+            raise Unavailable("this relay is full; try again shortly", code="relay_full",
+                              headers={"Retry-After": "10"})
+        return min(free, key=lambda o: (o[0], o[1]))[2]
+
+    async def _watch_remote(self, link: WorkerLink, broadcast: Broadcast, offer: Offer,
+                            viewer_id: str | None) -> RemoteViewer:
+        sid = broadcast.session_id
+        try:
+            reply = await link.watch(sid, offer.sdp, dict(broadcast.codecs), dict(broadcast.codec_params),
+                                     viewer_id)
+        except ValidationFailed:
+            self._reject("codec_unsupported")
+            raise
+        rv = RemoteViewer(sid, str(reply["resource"]), str(reply.get("etag", '"0"')), str(reply["sdp"]), link)
+        self.remote[rv.id] = rv
+        if (sid, link.index) not in self._feeds:
+            def sink(frame: Any, link: WorkerLink = link) -> None:
+                link.send_frame(sid, frame)
+
+            self._feeds[(sid, link.index)] = sink
+            broadcast.feeds.add(sink)
+        return rv
 
     def _check_viewer(self, session_id: str, who: Principal | None) -> None:
         if who is None:
@@ -200,7 +273,15 @@ class RelayService:
             raise NotFound("no such WebRTC resource (it may have ended)", code="resource_not_found")
         return peer
 
+    def remote_viewer(self, session_id: str, resource_id: str) -> RemoteViewer | None:
+        rv = self.remote.get(resource_id)
+        return rv if rv is not None and rv.session_id == session_id else None
+
     async def stop(self, session_id: str, resource_id: str, kind: str) -> None:
+        rv = self.remote_viewer(session_id, resource_id) if kind == "viewer" else None
+        if rv is not None:
+            rv.link.leave(resource_id)
+            return
         peer = self.resource(session_id, resource_id, kind)
         await self._drop(peer)
 
@@ -212,7 +293,8 @@ class RelayService:
         b = self.broadcasts.get(session_id)
         if b is None or session_id in self.publishers:
             return
-        if not any(p.session_id == session_id for p in self.peers.values()):
+        busy = any(p.session_id == session_id for p in self.peers.values())
+        if not busy and not any(r.session_id == session_id for r in self.remote.values()):
             b.close()
             del self.broadcasts[session_id]
 
@@ -232,17 +314,26 @@ class RelayService:
                          "state": pub.state if pub is not None else None}
             if pub is not None:
                 publisher.update(await pub.stats())
-        items = [await v.stats() for v in viewers[:max_viewers]]
+        items = [{**await v.stats(), "worker": 0} for v in viewers[:max_viewers]]
+        count = len(viewers)
+        for link in self.pool.live_links() if self.pool is not None else []:
+            if session_id in link.sessions():
+                reply = await link.request("stats", session=session_id)
+                remote = reply.get("items", [])
+                count += len(remote)
+                items += [{**i, "worker": link.index} for i in remote[:max(0, max_viewers - len(items))]]
         return {"session_id": session_id, "host": host, "publisher": publisher,
-                "viewers": {"count": len(viewers), "items": items}}
+                "viewers": {"count": count, "items": items},
+                "workers": 1 + (len(self.pool.live_links()) if self.pool is not None else 0)}
 
     async def reap(self, max_age: float = 30.0) -> int:
         """Close peers that never connected (a closed tab before ICE finished)."""
         now = time.monotonic()
-        stale = [p for p in self.peers.values()
-                 if p.state in ("new", "connecting") and now - p.created > max_age]
+        stale = [p for p in self.peers.values() if not p.connected_once and now - p.created > max_age]
         for peer in stale:
             await self._drop(peer)
+        for link in self.pool.live_links() if self.pool is not None else []:
+            link.notify("reap", age=max_age)
         return len(stale)
 
     async def close(self) -> None:
@@ -259,3 +350,6 @@ class RelayService:
         self.broadcasts.clear()
         for task in self._tasks:
             task.cancel()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None

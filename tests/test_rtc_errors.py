@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender
 
+from live.config import Settings
 from rtc import hooks
 from rtc.client import WhipError, negotiate, peer
 from tests.support.server import LiveServer, await_for
@@ -20,6 +22,11 @@ SDP = {"content-type": "application/sdp"}
 @pytest.fixture
 def database_url(sqlite_url: str) -> str:
     return sqlite_url
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(database_url, relay_workers=1)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
+from live.config import Settings
 from rtc import hooks
 from rtc.client import Connection, WhipError, negotiate, peer
 from rtc.frames import is_keyframe, nal_units
@@ -22,6 +24,11 @@ CLIPS: dict[str, list[bytes]] = {}
 @pytest.fixture
 def database_url(sqlite_url: str) -> str:
     return sqlite_url  # the relay keeps no rows: one database kind is enough here
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(database_url, relay_workers=1)  # one process; tests/test_rtc_workers.py has two
 
 
 def clip(codec: str = "vp8") -> list[bytes]:

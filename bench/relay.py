@@ -1,0 +1,315 @@
+"""Benchmark of the WebRTC relay: one synthetic 720p30 ~2 Mbit/s publisher, N WHEP viewers.
+
+    python bench/relay.py                      # short default: N = 10, 50; one relay worker
+    python bench/relay.py --viewers 10,50,100,200 --workers 1,2 --window 10
+
+The server runs as its own process (loopback ICE). Viewers run in separate processes and
+receive without decoding. For each N it prints the server's CPU per viewer, viewers per
+core, server memory per viewer, time to first frame (p50/p95) of joining viewers, and
+packets forwarded/lost. CPU per viewer is measured against the same server with no
+viewers, so the publisher's own cost is not counted. The machine is shared: the viewer
+processes compete with the server for the same cores, so treat figures as indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rtc import hooks
+from rtc.client import negotiate, peer
+from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
+
+ADMIN = "bench-admin-" + "z" * 32
+CLIP_CACHE = Path(tempfile.gettempdir()) / "vitrine-bench-vp8-720p.json"
+
+
+def clip_720p() -> list[bytes]:
+    if CLIP_CACHE.exists():
+        return [bytes.fromhex(h) for h in json.loads(CLIP_CACHE.read_text())]
+    frames = encode_clip("vp8", 1280, 720, 30, 60, 2_000_000)
+    CLIP_CACHE.write_text(json.dumps([f.hex() for f in frames]))
+    return frames
+
+
+# -- viewer processes -----------------------------------------------------------------------------
+async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
+    """Open ``count`` viewers one after another; report each one's time to first frame; on stdin EOF,
+    report packets received/lost and exit."""
+    with hooks.loopback_only(True):
+        results: list[dict[str, Any]] = []
+        pcs = []
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            for _ in range(count):
+                pc = peer()
+                first = asyncio.get_running_loop().create_future()
+                state = {"frames": 0}
+
+                def sink(codec: Any, frame: Any, first: Any = first, state: Any = state) -> None:
+                    state["frames"] += 1
+                    if not first.done():
+                        first.set_result(time.monotonic())
+
+                t = pc.addTransceiver("video", direction="recvonly")
+                hooks.tap_receiver(t.receiver, sink, lambda: None)
+                pc.addTransceiver("audio", direction="recvonly")
+                start = time.monotonic()
+                try:
+                    await negotiate(http, f"/whep/{sid}", pc, None)
+                    got = await asyncio.wait_for(first, 20)
+                    results.append({"ttff": got - start, "state": state, "pc": pc})
+                except Exception as exc:
+                    results.append({"error": repr(exc)[:200], "state": state, "pc": pc})
+                pcs.append(pc)
+                print(json.dumps({"joined": 1, "ttff": results[-1].get("ttff"),
+                                  "error": results[-1].get("error")}), flush=True)
+                await asyncio.sleep(stagger)
+            print(json.dumps({"ready": True}), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            received = lost = frames = 0
+            for r in results:
+                frames += r["state"]["frames"]
+                for recv in r["pc"].getReceivers():
+                    for s in (await recv.getStats()).values():
+                        if getattr(s, "type", "") == "inbound-rtp":
+                            received += s.packetsReceived or 0
+                            lost += max(0, s.packetsLost or 0)
+            print(json.dumps({"done": True, "received": received, "lost": lost, "frames": frames}), flush=True)
+            for pc in pcs:
+                await pc.close()
+
+
+# -- orchestration --------------------------------------------------------------------------------
+def start_server(workers: int, max_viewers: int, data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, "VITRINE_DATA_DIR": str(data), "VITRINE_ADMIN_TOKEN": ADMIN,
+           "VITRINE_RTC_LOOPBACK": "1", "VITRINE_RELAY_WORKERS": str(workers),
+           "VITRINE_RELAY_MAX_VIEWERS": str(max_viewers), "VITRINE_LOG_LEVEL": "WARNING",
+           "VITRINE_DATABASE_URL": "", "DATABASE_URL": f"sqlite:///{data}/bench.db"}
+    subprocess.run([sys.executable, "-m", "live.cli", "db", "upgrade"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host",
+                             "127.0.0.1", "--port", str(port), "--no-access-log", "--ws", "websockets-sansio"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=(data / "server.log").open("wb"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {(data / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def make_session(url: str) -> tuple[str, str]:
+    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {ADMIN}"}, timeout=30) as c:
+        store = c.post("/api/stores", json={"name": "Bench", "city": "Paris", "country": "FR"}).json()
+        staff = c.post("/api/staff", json={"name": "Host", "role": "associate", "store_id": store["id"]}).json()
+        sess = c.post("/api/sessions", json={"title": "Bench", "kind": "public", "store_id": store["id"],
+                                             "host_id": staff["id"]}).json()
+        return sess["id"], sess["host_token"]
+
+
+def family(proc: psutil.Process) -> list[psutil.Process]:
+    return [proc, *proc.children(recursive=True)]
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def rss(procs: list[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+async def publish(url: str, sid: str, token: str, frames: list[bytes]) -> Any:
+    video = ClipTrack("video", frames, 30, 90000)
+    audio = ClipTrack("audio", encode_tone(50), 50, 48000)
+    pc = peer()
+    t = pc.addTransceiver(video, direction="sendonly")
+    from aiortc import RTCRtpSender
+
+    t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                           if c.mimeType.lower() in ("video/vp8", "video/rtx")])
+    honour_keyframe_requests(t.sender, video)
+    pc.addTransceiver(audio, direction="sendonly")
+    if os.environ.get("BENCH_DEBUG"):
+        pc.on("connectionstatechange", lambda: print(f"        publisher {pc.connectionState} "
+                                                     f"(ice {pc.iceConnectionState})", flush=True))
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        await negotiate(http, f"/whip/{sid}", pc, token)
+    return pc
+
+
+def spawn_viewers(url: str, sid: str, n: int, procs: int, stagger: float) -> list[subprocess.Popen[str]]:
+    out = []
+    per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+    for count in per:
+        if count:
+            out.append(subprocess.Popen([sys.executable, __file__, "--viewer-proc", url, sid, str(count),
+                                         str(stagger)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True))
+    return out
+
+
+async def read_until(proc: subprocess.Popen[str], key: str, sink: list[dict[str, Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    assert proc.stdout is not None
+    while True:
+        line = await loop.run_in_executor(None, proc.stdout.readline)
+        if not line:
+            return
+        msg = json.loads(line)
+        sink.append(msg)
+        if msg.get(key):
+            return
+
+
+async def server_sent(url: str, sid: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"authorization": f"Bearer {ADMIN}"}) as h:
+        st = (await h.get(f"/api/sessions/{sid}/stream")).json()
+    items = st["viewers"]["items"]
+    if st["host"] != "publishing" or os.environ.get("BENCH_DEBUG"):
+        print(f"        host is {st['host']}: {st['publisher']}", flush=True)
+    return {"count": st["viewers"]["count"], "packets_sent": sum(i["packets_sent"] for i in items),
+            "dropped": sum(i["frames_dropped"] for i in items)}
+
+
+async def run_case(url: str, server: psutil.Process, sid: str, n: int, window: float, procs: int,
+                   stagger: float, base_cpu: float, base_rss: int) -> dict[str, Any]:
+    viewers = spawn_viewers(url, sid, n, procs, stagger)
+    msgs: list[dict[str, Any]] = []
+    await asyncio.gather(*(read_until(v, "ready", msgs) for v in viewers))
+    ttff = sorted(m["ttff"] * 1000 for m in msgs if m.get("ttff") is not None)
+    errors = [m["error"] for m in msgs if m.get("error")]
+    await asyncio.sleep(2)  # settle
+    fam = family(server)
+    s0 = await server_sent(url, sid)
+    c0, t0 = cpu_seconds(fam), time.monotonic()
+    await asyncio.sleep(window)
+    c1, t1 = cpu_seconds(fam), time.monotonic()
+    s1 = await server_sent(url, sid)
+    mem = rss(family(server))
+    cores = (c1 - c0) / (t1 - t0)
+    done: list[dict[str, Any]] = []
+    for v in viewers:
+        assert v.stdin is not None
+        v.stdin.close()
+    await asyncio.gather(*(read_until(v, "done", done) for v in viewers))
+    for v in viewers:
+        v.wait(30)
+    received = sum(d.get("received", 0) for d in done)
+    lost = sum(d.get("lost", 0) for d in done)
+    per_viewer = max(cores - base_cpu, 1e-9) / max(n - len(errors), 1)
+    sent = s1["packets_sent"] - s0["packets_sent"]
+    per_packet = max(c1 - c0 - base_cpu * (t1 - t0), 1e-9) / max(sent, 1)
+    return {"n": n, "sent_rate": sent / (t1 - t0) / max(n, 1), "us_per_packet": per_packet * 1e6,
+            "watching": s1["count"], "dropped": s1["dropped"], "ok": n - len(errors), "errors": errors[:3], "cores": cores,
+            "cpu_per_viewer_pct": per_viewer * 100, "viewers_per_core": 1 / per_viewer,
+            "mem_per_viewer_kb": (mem - base_rss) / max(n, 1) / 1024,
+            "ttff_p50": statistics.median(ttff) if ttff else None,
+            "ttff_p95": ttff[min(len(ttff) - 1, int(len(ttff) * 0.95))] if ttff else None,
+            "received": received, "lost": lost}
+
+
+async def bench(args: argparse.Namespace) -> None:
+    frames = clip_720p()
+    rate = sum(map(len, frames)) * 8 / (len(frames) / 30)
+    print(f"publisher: VP8 1280x720 30 fps, {rate / 1e6:.2f} Mbit/s video + Opus; window {args.window}s; "
+          f"{os.cpu_count()} cores (shared)\n")
+    header = (f"{'workers':>7} {'N':>5} {'ok':>5} {'srv cores':>9} {'cpu/viewer':>10} {'viewers/core':>12} "
+              f"{'us/packet':>9} {'pkt/s/viewer':>12} {'norm v/core':>11} "
+              f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'received':>9} {'lost':>6}")
+    expected_pps = rate / 8 / 1100 + 50  # ~1100-byte video payloads, plus 50 Opus packets a second
+    print(header)
+    for workers in args.workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, url = start_server(workers, max(args.viewers) + 10, Path(tmp))
+            try:
+                server = psutil.Process(proc.pid)
+                sid, token = make_session(url)
+                pc = await publish(url, sid, token, frames)
+                await asyncio.sleep(3)
+                fam = family(server)
+                c0, t0 = cpu_seconds(fam), time.monotonic()
+                await asyncio.sleep(args.window)
+                base_cpu = (cpu_seconds(family(server)) - c0) / (time.monotonic() - t0)
+                base_rss = rss(family(server))
+                for n in args.viewers:
+                    r = await run_case(url, server, sid, n, args.window, args.procs, args.stagger, base_cpu,
+                                       base_rss)
+                    p50 = f"{r['ttff_p50']:.0f} ms" if r["ttff_p50"] is not None else "-"
+                    p95 = f"{r['ttff_p95']:.0f} ms" if r["ttff_p95"] is not None else "-"
+                    norm = 1e6 / (r["us_per_packet"] * expected_pps)
+                    print(f"{workers:>7} {n:>5} {r['ok']:>5} {r['cores']:>9.2f} {r['cpu_per_viewer_pct']:>9.2f}% "
+                          f"{r['viewers_per_core']:>12.0f} {r['us_per_packet']:>9.1f} {r['sent_rate']:>12.0f} "
+                          f"{norm:>11.0f} {r['mem_per_viewer_kb']:>7.0f} KB {p50:>9} {p95:>9} "
+                          f"{r['received']:>9} {r['lost']:>6}", flush=True)
+                    if r["errors"]:
+                        print(f"        errors: {r['errors']}")
+                await pc.close()
+            finally:
+                proc.terminate()
+                proc.wait(20)
+                log = (Path(tmp) / "server.log").read_text(errors="replace").strip().splitlines()
+                if log and os.environ.get("BENCH_DEBUG"):
+                    print(f"server log ({len(log)} lines):\n  " + "\n  ".join(
+                        line[:300] for line in log if "uvicorn" not in line))
+    print("\nsrv cores: server CPU (all its processes) while N viewers watch; cpu/viewer excludes the "
+          "no-viewer baseline; us/packet: server CPU per RTP packet sent to viewers; norm v/core: viewers "
+          f"per core at {expected_pps:.0f} packets/s per viewer (what a viewer of this stream needs), from "
+          "us/packet, so it holds even when starved viewer processes take fewer packets; ttff: WHEP POST to "
+          "first video frame for viewers joining one by one.")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--viewer-proc":
+        url, sid, count, stagger = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+        asyncio.run(viewer_proc(url, sid, count, stagger))
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--viewers", default="10,50", help="comma-separated viewer counts (default 10,50)")
+    p.add_argument("--workers", default="1", help="comma-separated relay worker counts (default 1)")
+    p.add_argument("--window", type=float, default=5.0, help="CPU measurement window, seconds")
+    p.add_argument("--procs", type=int, default=4, help="viewer client processes")
+    p.add_argument("--stagger", type=float, default=0.05, help="seconds between joins in one viewer process")
+    args = p.parse_args()
+    args.viewers = [int(x) for x in args.viewers.split(",")]
+    args.workers = [int(x) for x in args.workers.split(",")]
+    with hooks.loopback_only(True):
+        asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()

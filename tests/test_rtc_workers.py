@@ -1,0 +1,64 @@
+"""Two relay processes: the origin holds the host's connection and hands frames to a worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from live.config import Settings
+from tests.support.server import LiveServer, await_for
+from tests.test_rtc_relay import Host, Watcher, join
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(database_url, relay_workers=2)
+
+
+async def test_worker_serves_viewers_from_the_origins_feed(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    auth = {"authorization": f"Bearer {token}"}
+    host = Host("vp8")
+    watchers = [Watcher(), Watcher(), Watcher(decode=True), Watcher()]
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await await_for(lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link")
+        for w in watchers:
+            await w.watch(http, sid, await join(http, sid))
+        assert len(relay.remote) == 2, "viewers are spread over the two processes"
+        await await_for(lambda: all(len(w.frames) >= 30 for w in watchers if not w.decode), 30, what="frames")
+        await await_for(lambda: watchers[2].decoded >= 10, 30, what="decoded frames")
+        published = set(host.video.sent)
+        for w in watchers:
+            if not w.decode:
+                assert all(f in published for f in w.frames), "forwarded bytes equal the encoded bytes"
+        stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
+        assert stats["viewers"]["count"] == 4 and stats["workers"] == 2
+        assert {i["worker"] for i in stats["viewers"]["items"]} == {0, 1}
+
+        # the host drops and comes back: viewers on both processes continue
+        await host.pc.close()  # type: ignore[union-attr]
+        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        counts = [len(w.frames) for w in watchers]
+        again = Host("vp8")
+        await again.publish(http, sid, token)
+        await await_for(lambda: all(len(w.frames) > c + 20 for w, c in zip(watchers, counts, strict=True)
+                                    if not w.decode), 30, what="frames after the host is back")
+
+        # leaving a worker's viewer releases it there and here
+        remote = next(w for w in watchers if any(r in w.conn.location for r in relay.remote))  # type: ignore[union-attr]
+        r = await http.delete(remote.conn.location)  # type: ignore[union-attr]
+        assert r.status_code == 200
+        await await_for(lambda: len(relay.remote) == 1, 20, what="worker viewer released")
+        for w in watchers:
+            await w.close()
+        await again.pc.close()  # type: ignore[union-attr]
+        await await_for(lambda: not relay.remote and not relay.peers, 40, what="all viewers released")
