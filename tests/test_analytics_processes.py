@@ -1,0 +1,68 @@
+"""Two real server processes on one database and one Redis: a client watching through both
+(one tab on each) and buying through both is still one viewer and one buyer."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, SECRET
+from tests.support.factory import build_world, join_buyer, set_stock
+from tests.support.server import LiveServer, await_for, process_server
+from tests.test_checkout_room import _abuy
+from tests.test_room_support import close_all, host_token, join, open_room
+
+
+@pytest.fixture
+def two_servers(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[tuple[LiveServer, LiveServer]]:
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "VITRINE_SECRET_KEY": SECRET,
+           "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN, "VITRINE_REDIS_PREFIX": "vt" + secrets.token_hex(4),
+           "VITRINE_DATA_DIR": str(tmp_path / "data")}
+    with ExitStack() as stack:
+        a = stack.enter_context(process_server(env))
+        b = stack.enter_context(process_server(env))
+        yield a, b
+
+
+async def test_one_client_through_two_processes_is_counted_once(two_servers: tuple[LiveServer, LiveServer]) -> None:
+    a, b = two_servers
+    world = build_world(a, ADMIN_TOKEN)
+    sid, product = world["private"]["id"], world["products"][1]
+    set_stock(a, ADMIN_TOKEN, product, world["store"]["id"], 10)
+    clients = [c["id"] for c in world["clients"][:2]]
+    with a.client(ADMIN_TOKEN) as staff:
+        r = staff.post(f"/api/sessions/{sid}/invites", json={"client_ids": clients})
+        assert r.status_code == 201, r.text
+        codes = {i["client_id"]: i["code"] for i in r.json()}
+    buyer = join_buyer(a, sid, invite=codes[clients[0]])
+    other = await join(b, sid, "Bo", invite=codes[clients[1]])
+    host = await open_room(a, sid, host_token(world, "private"))
+    tab_a = await open_room(a, sid, buyer)
+    tab_b = await open_room(b, sid, buyer)  # the same viewer, a second tab, the other process
+    bo = await open_room(b, sid, other["token"])
+    try:
+        await host.send("pin", product_id=product["id"])  # each process tracks an impression per tab
+        await tab_a.wait_type("pin")
+        await tab_b.wait_type("pin")
+        await _abuy(b, buyer, sid, product["id"])
+        await _abuy(a, buyer, sid, product["id"])
+        await tab_a.close()
+        tab_a = await open_room(a, sid, buyer)  # reconnects
+
+        def report() -> dict[str, Any] | None:
+            with b.client(ADMIN_TOKEN) as staff:
+                rep: dict[str, Any] = staff.get(f"/api/reports/sessions/{sid}").json()
+            return rep if rep["orders"] == 2 and rep["impression_viewers"] == 2 else None
+
+        rep = await await_for(report, 20, what="both processes' analytics")
+        assert (rep["reach"], rep["attended"], rep["invited"]) == (2, 2, 2)
+        assert (rep["buyers"], rep["revenue"], rep["conversion"]) == (1, 2 * product["price"], 0.5)
+        assert rep["impressions"] >= 3  # raw impressions: one per tab; distinct viewers: two
+        [assoc] = rep["associates"]
+        assert (assoc["attended"], assoc["buyers"], assoc["revenue"]) == (2, 1, 2 * product["price"])
+    finally:
+        await close_all(host, tab_a, tab_b, bo)
