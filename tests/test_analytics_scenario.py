@@ -266,7 +266,10 @@ async def test_producer_fields_that_share_a_parameter_name(db: Database) -> None
     r.track("reaction", "se_f", "vw_1", kind="heart")
     r.track("purchase", "se_f", "vw_1", order_id="or_f", amount=100, currency="CNY", product_ids=["pr_1", "pr_2"],
             pinned=True, session_id="ignored")
-    assert r.pending == 2 and r.metrics.rejected._value.get() == 0
+    r.track(kind="chat", session_id="se_f", viewer_id="vw_2")  # all by keyword
+    r.track("chat", "se_f", "vw_3", "extra positional")
+    r.track()
+    assert r.pending == 3 and r.metrics.rejected._value.get() == 2
     await r.flush()
     async with db.read() as s:
         ps = await s.get(ProductStats, ("se_f", "pr_1"))

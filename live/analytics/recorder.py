@@ -58,16 +58,21 @@ class Recorder:
         self._stopping = False
 
     # -- producers ---------------------------------------------------------------------------
-    def track(self, kind: str, session_id: str, viewer_id: str | None = None, /, **fields: Any) -> None:
-        """Queue one event. Never blocks, never raises (invalid or overflowing events are counted).
+    def track(self, *args: Any, **fields: Any) -> None:
+        """``track(kind, session_id, viewer_id=None, **fields)``: queue one event.
 
-        The three leading parameters are positional-only, so a field may itself be called ``kind``
-        (a reaction's kind) or ``session_id`` without clashing."""
+        Never blocks, never raises: invalid or overflowing events are counted, not thrown. The
+        three leading values are read positionally first, so a field may itself be called
+        ``kind`` (a reaction's kind); passed by keyword only, they are taken from the fields."""
         try:
-            event = make_event(kind, session_id, viewer_id, fields, self.clock())
+            names = ("kind", "session_id", "viewer_id")
+            if len(args) > len(names):
+                raise InvalidEvent("track takes kind, session_id and viewer_id, then named fields")
+            lead = [args[i] if len(args) > i else fields.pop(n, None) for i, n in enumerate(names)]
+            event = make_event(str(lead[0]), lead[1], lead[2], fields, self.clock())
         except InvalidEvent as exc:
             self.metrics.rejected.inc()
-            log.debug("analytics event refused", extra={"kind": str(kind)[:20], "reason": str(exc)})
+            log.debug("analytics event refused", extra={"reason": str(exc)})
             return
         except Exception:  # a producer's bug must never become the producer's failure
             self.metrics.rejected.inc()
