@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.buyers import Buyer, load_buyer
 from catalog.carts import cart_for_checkout, mark_ordered
@@ -88,6 +89,18 @@ def idempotency_key(raw: str | None) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A validated, priced order, before anything is written."""
+
+    now: int
+    buyer: Buyer
+    sess: LiveSession
+    profile: Profile
+    lines: list[Line]
+    failure: tuple[str, str] | None
+
+
 @dataclass
 class Reserved:
     order: Order
@@ -114,10 +127,6 @@ class Checkout:
             step: Reserved | str = await self._reserve(who, key, digest, req)
         except IntegrityError:  # the same key, at the same moment, on another connection
             step = "replayed"
-        except Conflict as exc:
-            if exc.code == "deal_ended":  # the lazy end: whoever sees an overdue deal ends it
-                await self._check_deals([i.deal_id for i in req.items or () if i.deal_id])
-            raise
         if isinstance(step, Reserved):
             status, body = await self._pay(step)
         else:
@@ -143,50 +152,69 @@ class Checkout:
             await asyncio.sleep(0.05)
 
     async def _reserve(self, who: Viewer, key: str, digest: str, req: OrderRequest) -> Reserved | str:
-        """Validate and price without locks, then one short write: insert the key, the order and its lines,
-        and take stock last, so the contended stock row is locked only for that update and the commit."""
+        """Validate and price without locks, then insert the key, the order and its lines, and take stock
+        last, so the contended stock row is locked only for that update and the commit. On SQLite the
+        validation runs before the (serialised) write transaction; on PostgreSQL in the same one."""
+        overdue: list[str] = []
+        try:
+            if self.db.is_sqlite:
+                async with self.db.read() as s:
+                    plan = await self._plan(s, who, key, req, overdue)
+                if isinstance(plan, str):
+                    return plan
+                async with self.db.write() as s:
+                    if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
+                        return "replayed"
+                    return await self._take(s, who, key, digest, req, plan)
+            async with self.db.write() as s:
+                plan = await self._plan(s, who, key, req, overdue)
+                return plan if isinstance(plan, str) else await self._take(s, who, key, digest, req, plan)
+        finally:
+            if overdue:
+                await self._check_deals(overdue)
+
+    async def _plan(self, s: AsyncSession, who: Viewer, key: str, req: OrderRequest,
+                    overdue: list[str]) -> Plan | str:
+        if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
+            return "replayed"
         now = now_ms()
-        async with self.db.read() as s:
-            if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
-                return "replayed"
-            buyer = await load_buyer(s, who)
-            sess = await s.get(LiveSession, who.session_id)
-            if sess is None:
-                raise NotFound("no such session", code="session_not_found")
-            profile = await s.get(Profile, buyer.owner_key)
-            if profile is None:
-                raise Conflict("save your details once (PUT /api/me/profile) to buy with one tap",
-                               code="profile_required")
-            items = list(req.items) if req.items is not None else await cart_for_checkout(s, req.cart_id, buyer)
-            lines, overdue = await price_lines(s, sess, items, on_deal_end=req.on_deal_end, now=now)
-            failure = await short_of_stock(s, sess.store_id, lines)  # sold out: answer without locking
-        if overdue:
-            await self._check_deals([d.id for d in overdue])
-        record = CheckoutRequest(viewer_id=who.viewer_id, key=key, request_hash=digest, created_at=now)
-        async with self.db.write() as s:
-            if await s.get(CheckoutRequest, (who.viewer_id, key)) is not None:
-                return "replayed"
-            if failure is not None:
-                record.status_code, record.response = 409, _error(*failure)
-                s.add(record)
-                return "answered"
-            order, order_lines = self._new_order(sess, buyer, profile, lines, req.cart_id, now)
-            record.order_id = order.id
-            s.add_all([record, order])
-            await s.flush()  # the key is ours before we touch stock (a concurrent twin waits here)
-            s.add_all(order_lines)
-            failure = await reserve_lines(s, sess.store_id, buyer.viewer_id, lines, on_deal_end=req.on_deal_end,
-                                          now=now)
-            if failure is not None:
-                await s.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
-                await s.execute(delete(Order).where(Order.id == order.id))
-                record.order_id, record.status_code, record.response = None, 409, _error(*failure)
-                return "answered"
-            if any(item.deal_id != line.deal_id for item, line in zip(order_lines, lines, strict=True)):
-                order.total = sum(ln.amount for ln in lines)  # a deal line fell back to the full price
-                for item, line in zip(order_lines, lines, strict=True):
-                    item.unit_price, item.deal_id = line.unit_price, line.deal_id
-        return Reserved(order, order_lines, profile.payment_provider, profile.payment_token, buyer)
+        buyer = await load_buyer(s, who)
+        sess = await s.get(LiveSession, who.session_id)
+        if sess is None:
+            raise NotFound("no such session", code="session_not_found")
+        profile = await s.get(Profile, buyer.owner_key)
+        if profile is None:
+            raise Conflict("save your details once (PUT /api/me/profile) to buy with one tap",
+                           code="profile_required")
+        items = list(req.items) if req.items is not None else await cart_for_checkout(s, req.cart_id, buyer)
+        lines = await price_lines(s, sess, items, on_deal_end=req.on_deal_end, now=now, overdue=overdue)
+        failure = await short_of_stock(s, sess.store_id, lines)  # sold out: answer without locking
+        return Plan(now, buyer, sess, profile, lines, failure)
+
+    async def _take(self, s: AsyncSession, who: Viewer, key: str, digest: str, req: OrderRequest,
+                    p: Plan) -> Reserved | str:
+        record = CheckoutRequest(viewer_id=who.viewer_id, key=key, request_hash=digest, created_at=p.now)
+        if p.failure is not None:
+            record.status_code, record.response = 409, _error(*p.failure)
+            s.add(record)
+            return "answered"
+        order, order_lines = self._new_order(p.sess, p.buyer, p.profile, p.lines, req.cart_id, p.now)
+        record.order_id = order.id
+        s.add_all([record, order])
+        await s.flush()  # the key is ours before we touch stock (a concurrent twin waits here)
+        s.add_all(order_lines)
+        failure = await reserve_lines(s, p.sess.store_id, p.buyer.viewer_id, p.lines,
+                                      on_deal_end=req.on_deal_end, now=p.now)
+        if failure is not None:
+            await s.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
+            await s.execute(delete(Order).where(Order.id == order.id))
+            record.order_id, record.status_code, record.response = None, 409, _error(*failure)
+            return "answered"
+        if any(item.deal_id != line.deal_id for item, line in zip(order_lines, p.lines, strict=True)):
+            order.total = sum(ln.amount for ln in p.lines)  # a deal line fell back to the full price
+            for item, line in zip(order_lines, p.lines, strict=True):
+                item.unit_price, item.deal_id = line.unit_price, line.deal_id
+        return Reserved(order, order_lines, p.profile.payment_provider, p.profile.payment_token, p.buyer)
 
     def _new_order(self, sess: LiveSession, buyer: Buyer, profile: Profile, lines: list[Line],
                    cart_id: str | None, now: int) -> tuple[Order, list[OrderItem]]:

@@ -100,10 +100,10 @@ def deal_is_over(d: Deal, now: int) -> bool:
 
 
 async def price_lines(s: AsyncSession, sess: LiveSession, items: list[ItemRequest], *, on_deal_end: str,
-                      now: int) -> tuple[list[Line], list[Deal]]:
-    """Priced lines (merged per variant, sorted by variant id: the lock order) and any overdue deals seen."""
+                      now: int, overdue: list[str]) -> list[Line]:
+    """Priced lines, merged per variant and sorted by variant id (the lock order). Deals seen past their
+    end that nobody ended are added to ``overdue`` (even when the order is then refused)."""
     merged: dict[str, Line] = {}
-    overdue: list[Deal] = []
     for item in items:
         product, variant = await resolve_variant(s, sess.id, item)
         price = product.price_minor if variant.price_minor is None else variant.price_minor
@@ -121,7 +121,7 @@ async def price_lines(s: AsyncSession, sess: LiveSession, items: list[ItemReques
                 raise NotFound(f"no deal {item.deal_id!r} on this product", code="deal_not_found")
             if deal_is_over(deal, now):
                 if deal.ended_at is None:
-                    overdue.append(deal)
+                    overdue.append(deal.id)
                 if on_deal_end == "refuse":
                     raise Conflict("the deal has ended; order again at the normal price", code="deal_ended")
             else:
@@ -136,4 +136,4 @@ async def price_lines(s: AsyncSession, sess: LiveSession, items: list[ItemReques
             deal = auto.get(line.product_id) or await s.get(Deal, line.deal_id)
             assert deal is not None
             line.unit_price = min(deal.price_minor, line.list_price)
-    return [merged[k] for k in sorted(merged)], overdue
+    return [merged[k] for k in sorted(merged)]
