@@ -3,29 +3,16 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
-import pytest
-
-from tests.conftest import ADMIN_TOKEN, SECRET
+from tests import test_room_redis
+from tests.conftest import ADMIN_TOKEN
 from tests.support.factory import build_world, join_buyer, set_stock
-from tests.support.server import LiveServer, await_for, process_server
+from tests.support.server import LiveServer, await_for
 from tests.test_checkout_room import _abuy
 from tests.test_room_support import close_all, host_token, join, open_room
 
-
-@pytest.fixture
-def two_servers(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[tuple[LiveServer, LiveServer]]:
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "VITRINE_SECRET_KEY": SECRET,
-           "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN, "VITRINE_REDIS_PREFIX": "vt" + secrets.token_hex(4),
-           "VITRINE_DATA_DIR": str(tmp_path / "data")}
-    with ExitStack() as stack:
-        a = stack.enter_context(process_server(env))
-        b = stack.enter_context(process_server(env))
-        yield a, b
+two_servers = test_room_redis.two_servers  # the fixture: two server processes on one database and Redis
 
 
 async def test_one_client_through_two_processes_is_counted_once(two_servers: tuple[LiveServer, LiveServer]) -> None:
