@@ -14,13 +14,11 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-import av
-
 from rtc.frames import CLOCK, EncodedFrame, is_keyframe, picture_size
-from rtc.tracks import ViewerTrack
+from rtc.sending import Packetizer
+from rtc.tracks import Outgoing, ViewerTrack
 
 JOIN_INTERVAL = 0.25  # seconds between keyframe requests caused by joining viewers
 VIEWER_INTERVAL = 1.0  # seconds between keyframe requests caused by viewers' PLI/FIR
@@ -83,6 +81,7 @@ class Broadcast:
         self._on_forward = on_forward
         self.keyframe_requests = 0
         self.host_away = False
+        self.packetizer = Packetizer()
 
     # -- frames ------------------------------------------------------------------------------
     def ingest(self, kind: str, codec: str, source: object, timestamp: int, data: bytes) -> None:
@@ -114,11 +113,9 @@ class Broadcast:
             self._outstanding = None
         tracks = self.tracks[frame.kind]
         if tracks:
-            packet = av.Packet(frame.data)
-            packet.pts = frame.timestamp
-            packet.time_base = Fraction(1, CLOCK[frame.codec])
+            out = Outgoing(frame, self.packetizer.packetize(frame))
             for track in tracks:
-                track.push(frame, packet)
+                track.push(frame, out)
         for feed in tuple(self.feeds):
             feed(frame)
         if self._on_forward is not None:

@@ -81,6 +81,9 @@ def check_aiortc() -> None:
             problems.append(f"aiortc.codecs has no {fn}")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         problems.append("aioice.ice.get_host_addresses is gone (loopback mode)")
+    from rtc import sending
+
+    sending.check(problems)
     if problems:
         raise AiortcIncompatible("the WebRTC relay cannot use this aiortc: " + "; ".join(problems)
                                  + f" (install aiortc=={AIORTC_VERSION})")

@@ -16,7 +16,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import candidate_from_sdp
 
 from live.errors import BadRequest, Unavailable
-from rtc import hooks
+from rtc import hooks, sending
 from rtc.broadcast import Broadcast
 from rtc.frames import CLOCK
 from rtc.sdp import (
@@ -202,6 +202,7 @@ class Viewer(Peer):
             t = self.pc.addTransceiver(track, direction="sendonly")
             t.setCodecPreferences(viewer_codecs(kind, codec, self.broadcast.codec_params.get(kind, {})))
             hooks.watch_sender_rtcp(t.sender, self._keyframe_request, self._nack)
+            sending.install(t.sender, track)
             self.tracks[kind] = track
             self.senders[kind] = t.sender
         if not self.tracks:

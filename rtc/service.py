@@ -176,6 +176,8 @@ class RelayService:
         assert isinstance(peer, Publisher)
         self.peers.pop(peer.id, None)
         if self.publishers.get(peer.session_id) is peer:
+            log.warning("host connection ended (%s, ice %s, media %s)", peer.state, peer.pc.iceConnectionState,
+                        "stopped" if peer.stopped_media else "flowing", extra={"session": peer.session_id})
             del self.publishers[peer.session_id]
             b = peer.broadcast
             b.keyframe_source = None

@@ -11,11 +11,25 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from rtc.frames import EncodedFrame
+from rtc.frames import CLOCK, EncodedFrame
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One frame ready to send: its RTP payloads (packetised once for every viewer)."""
+
+    frame: EncodedFrame
+    payloads: list[bytes]
+
+    @property
+    def timestamp(self) -> int:
+        return self.frame.timestamp
 
 
 class ViewerTrack(MediaStreamTrack):
@@ -29,10 +43,10 @@ class ViewerTrack(MediaStreamTrack):
         self.frames_queued = 0
         self.frames_dropped = 0
         self.overflows = 0
-        self._queue: deque[av.Packet] = deque()
+        self._queue: deque[Outgoing] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
-    def push(self, frame: EncodedFrame, packet: av.Packet) -> None:
+    def push(self, frame: EncodedFrame, out: Outgoing) -> None:
         if frame.codec != self.codec:
             self.frames_dropped += 1  # the host switched codec: this viewer cannot take it
             return
@@ -49,7 +63,7 @@ class ViewerTrack(MediaStreamTrack):
                 self.waiting_keyframe = True
                 self.on_overflow()
                 return
-        self._queue.append(packet)
+        self._queue.append(out)
         self.frames_queued += 1
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -60,6 +74,15 @@ class ViewerTrack(MediaStreamTrack):
         return len(self._queue)
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
+        """The next frame as an ``av.Packet`` (what a stock ``RTCRtpSender`` packetises as is)."""
+        out = await self.next()
+        packet = av.Packet(out.frame.data)
+        packet.pts = out.frame.timestamp
+        packet.time_base = Fraction(1, CLOCK[out.frame.codec])
+        return packet
+
+    async def next(self) -> Outgoing:
+        """The next frame with its RTP payloads (what :mod:`rtc.sending` sends)."""
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
