@@ -47,6 +47,9 @@ async def test_real_traffic_counts_each_viewer_once(server: LiveServer, world: d
         assert (rep["invited"], rep["attended"], rep["reach"]) == (3, 2, 2)
         assert (rep["buyers"], rep["orders"], rep["revenue"]) == (1, 2, 2 * product["price"])
         assert rep["conversion"] == 0.5 and rep["currency"] == "CNY"
+        # the recorded purchases agree with the catalog's own orders
+        assert rep["checkout"] == {"orders": 2, "buyers": 1, "revenue": 2 * product["price"],
+                                   "refunded_orders": 0, "refunded_revenue": 0}
         [assoc] = rep["associates"]
         assert assoc["associate_id"] == world["associate"]["id"]
         assert (assoc["invited"], assoc["attended"], assoc["buyers"], assoc["revenue"]) == (

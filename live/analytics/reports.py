@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.models import Product
+from catalog.models import Order, Product
 from live.analytics import stats
 from live.analytics.metrics import SUMMED, derive, funnel
 from live.analytics.models import (
@@ -125,11 +125,26 @@ async def session_report(db: Database, session_id: str) -> dict[str, Any]:
         timeline = (await s.execute(select(AnalyticsConcurrency.bucket, AnalyticsConcurrency.viewers)
                                     .where(AnalyticsConcurrency.session_id == session_id)
                                     .order_by(AnalyticsConcurrency.bucket))).all()
-    return {**row, "funnel": funnel(row), "associates": by_assoc,
+        checkout = await _checkout(s, session_id)
+    return {**row, "funnel": funnel(row), "associates": by_assoc, "checkout": checkout,
             "products": [{"product_id": p, "title": t or "", "impressions": i, "clicks": c, "carts": ca,
                           "orders": o, "revenue": rv, "click_rate": _r(c, i)}
                          for p, t, i, c, ca, o, rv in products],
             "timeline": _downsample([(int(b) * BUCKET_MS, int(v)) for b, v in timeline])}
+
+
+async def _checkout(s: AsyncSession, session_id: str) -> dict[str, int]:
+    """The catalog's own orders for the session: the truth the recorded purchases are checked against
+    (paid at some point: paid, refunding or refunded)."""
+    where = (Order.session_id == session_id, Order.status.in_(("paid", "refunding", "refunded")))
+    rows = (await s.execute(select(Order.status, func.count(), func.coalesce(func.sum(Order.total), 0))
+                            .where(*where).group_by(Order.status))).all()
+    buyers = await s.scalar(select(func.count(func.distinct(Order.viewer_id))).where(*where))
+    by = {st: (int(n), int(rev)) for st, n, rev in rows}
+    refunded = by.get("refunded", (0, 0))
+    return {"orders": sum(n for n, _ in by.values()), "buyers": int(buyers or 0),
+            "revenue": sum(rev for _, rev in by.values()), "refunded_orders": refunded[0],
+            "refunded_revenue": refunded[1]}
 
 
 def _r(num: float, den: float) -> float | None:
