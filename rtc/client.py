@@ -15,6 +15,7 @@ class Connection:
     location: str
     etag: str
     status: int
+    answer: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -29,7 +30,7 @@ async def negotiate(http: httpx.AsyncClient, url: str, pc: RTCPeerConnection, to
         await pc.close()
         raise WhipError(resp.status_code, resp.text)
     await pc.setRemoteDescription(RTCSessionDescription(resp.text, "answer"))
-    return Connection(pc, resp.headers["location"], resp.headers.get("etag", ""), resp.status_code)
+    return Connection(pc, resp.headers["location"], resp.headers.get("etag", ""), resp.status_code, resp.text)
 
 
 def peer() -> RTCPeerConnection:

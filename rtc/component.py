@@ -38,7 +38,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     if workers > 1:
         relay.use_workers(workers - 1, {
             "VITRINE_RTC_LOOPBACK": "1" if settings.rtc_loopback else "0",
-            "VITRINE_ICE_SERVERS": settings.ice_servers, "VITRINE_LOG_LEVEL": settings.log_level})
+            "VITRINE_ICE_SERVERS": settings.ice_servers, "VITRINE_LOG_LEVEL": settings.log_level,
+            "VITRINE_RTC_PORT_MIN": str(settings.rtc_port_min), "VITRINE_RTC_PORT_MAX": str(settings.rtc_port_max)})
 
     async def refresh() -> None:
         metrics.refresh(relay)
@@ -53,7 +54,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             except Exception:
                 log.exception("reaping peers failed")
 
-    with hooks.loopback_only(settings.rtc_loopback):
+    loop = asyncio.get_running_loop()
+    with hooks.loopback_only(settings.rtc_loopback), \
+            hooks.udp_port_range(loop, settings.rtc_port_min, settings.rtc_port_max):
         task = asyncio.create_task(reaper())
         try:
             yield

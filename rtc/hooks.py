@@ -16,8 +16,11 @@ aiortc 1.16.0 (pinned in pyproject.toml):
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import inspect
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -167,3 +170,32 @@ def loopback_only(enabled: bool) -> Iterator[None]:
         yield
     finally:
         aioice.ice.get_host_addresses = original
+
+
+@contextmanager
+def udp_port_range(loop: asyncio.AbstractEventLoop, low: int, high: int) -> Iterator[None]:
+    """While active, UDP sockets this loop opens on port 0 (aioice's ICE candidates) bind in
+    ``[low, high]`` instead (``VITRINE_RTC_PORT_MIN``/``MAX``, for firewalls)."""
+    if not (0 < low <= high <= 65535):
+        yield
+        return
+    original = loop.create_datagram_endpoint
+
+    async def ranged(protocol_factory: Callable[[], Any], local_addr: Any = None, **kwargs: Any) -> Any:
+        if local_addr is None or local_addr[1] != 0:
+            return await original(protocol_factory, local_addr=local_addr, **kwargs)
+        ports = list(range(low, high + 1))
+        start = random.randrange(len(ports))
+        for port in ports[start:] + ports[:start]:
+            try:
+                return await original(protocol_factory, local_addr=(local_addr[0], port), **kwargs)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, f"no free UDP port in {low}-{high}")
+
+    loop.create_datagram_endpoint = ranged  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        loop.create_datagram_endpoint = original  # type: ignore[method-assign]

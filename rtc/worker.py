@@ -149,7 +149,8 @@ async def serve(address: str, secret: str, index: int) -> None:
     hooks.check_aiortc()
     host, port = address.rsplit(":", 1)
     loopback = os.environ.get("VITRINE_RTC_LOOPBACK", "").lower() in ("1", "true", "yes", "on")
-    with hooks.loopback_only(loopback):
+    low, high = (int(os.environ.get(f"VITRINE_RTC_PORT_{k}", "0") or 0) for k in ("MIN", "MAX"))
+    with hooks.loopback_only(loopback), hooks.udp_port_range(asyncio.get_running_loop(), low, high):
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(json_message({"op": "hello", "secret": secret, "index": index, "pid": os.getpid()}))
         worker = RelayWorker(writer, os.environ.get("VITRINE_ICE_SERVERS", ""))

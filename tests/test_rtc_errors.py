@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -185,3 +186,22 @@ def test_ice_servers_setting() -> None:
     with pytest.raises(ValueError):
         ice_servers("{")
     _ = httpx
+
+
+async def test_ice_ports_stay_in_the_configured_range(database_url: str,
+                                                      make_settings: Callable[..., Settings]) -> None:
+    from tests.conftest import ADMIN_TOKEN
+    from tests.support.factory import build_world
+    from tests.support.server import thread_server
+
+    low = 42000 + (os.getpid() % 500) * 20
+    settings = make_settings(database_url, relay_workers=1, rtc_port_min=low, rtc_port_max=low + 19)
+    with thread_server(settings) as server:
+        world = build_world(server, ADMIN_TOKEN)
+        sid, token = world["public"]["id"], world["public"]["host_token"]
+        host = Host(audio=False)
+        async with server.aclient() as http:
+            conn = await host.publish(http, sid, token)
+        ports = [int(line.split()[5]) for line in conn.answer.splitlines() if line.startswith("a=candidate:")]
+        assert ports and all(low <= p <= low + 19 for p in ports), ports
+        await host.pc.close()  # type: ignore[union-attr]
