@@ -28,6 +28,7 @@ from live.analytics.recorder import Recorder
 from live.auth import Staff, Tokens
 from live.db import Database
 from live.directory import create_client, create_staff, create_store
+from live.models import Invite, LiveSession
 from live.sessions import SessionService
 from tests.support.server import await_for
 
@@ -82,8 +83,6 @@ async def world(database_url: str) -> AsyncIterator[World]:
 
 
 async def _invite_id(db: Database, session_id: str, client_id: str) -> str:
-    from live.models import Invite
-
     async with db.read() as s:
         return str(await s.scalar(select(Invite.id).where(Invite.session_id == session_id,
                                                           Invite.client_id == client_id)))
@@ -294,3 +293,20 @@ async def test_watch_spans_across_blocks_count_each_bucket_once(db: Database) ->
     assert st is not None and st.watch_seconds == (35 + 1) * 10 and st.peak_concurrent == 2
     b0 = start // (10 * S)
     assert per_bucket == {b0 + k: (2 if k == 10 else 1) for k in range(35)}
+
+
+async def test_after_the_end_is_replay(world: World) -> None:
+    """The room's heartbeats carry no replay flag: time after the session ended counts as replay."""
+    w, v1 = world, world.viewers[world.clients[0]].viewer_id
+    async with w.db.write() as s:
+        sess = await s.get(LiveSession, w.private)
+        assert sess is not None
+        sess.status, sess.started_at, sess.ended_at = "ended", T0, T0 + 60 * S
+    w.r1.track("heartbeat", w.private, v1, ts=T0 + 30 * S)
+    w.r1.track("heartbeat", w.private, v1, ts=T0 + 90 * S)
+    w.r1.track("heartbeat", w.private, v1, ts=T0 + 100 * S)
+    w.r1.track("purchase", w.private, v1, order_id="or_late", amount=700, currency="EUR", ts=T0 + 101 * S)
+    await w.r1.flush()
+    rep = await reports.session_report(w.db, w.private)
+    assert (rep["watch_seconds"], rep["replay_watch_seconds"], rep["peak_concurrent"]) == (10, 20, 1)
+    assert (rep["replay_orders"], rep["replay_revenue"], rep["buyers"]) == (1, 700, 1)

@@ -32,7 +32,7 @@ from live.analytics.models import (
     ProductStats,
     SessionStats,
 )
-from live.models import SessionViewer
+from live.models import LiveSession, SessionViewer
 
 CHUNK = 2000
 Pair = tuple[str, str]
@@ -109,6 +109,7 @@ class KnownViewers:
 async def apply_batch(s: AsyncSession, dialect: str, events: Sequence[Event],
                       known: KnownViewers | None = None) -> set[Pair]:
     """Record ``events``; returns the (session, viewer) pairs now known to exist."""
+    await _mark_replay(s, events)
     d = _Deltas()
     for e in events:
         lo, hi = d.span.get(e.session_id, (e.ts, e.ts))
@@ -130,6 +131,23 @@ async def apply_batch(s: AsyncSession, dialect: str, events: Sequence[Event],
     await _orders(s, dialect, [e for e in events if e.kind == "purchase"], d)
     await _write_rollups(s, dialect, d)
     return pairs
+
+
+async def _mark_replay(s: AsyncSession, events: Sequence[Event]) -> None:
+    """Whatever happens after a session ended happens in its replay, whether the producer said so or not."""
+    sids = sorted({e.session_id for e in events if not e.replay})
+    if not sids:
+        return
+    ended: dict[str, int] = {}
+    for chunk in _chunks(sids):
+        found = await s.execute(select(LiveSession.id, LiveSession.ended_at)
+                                .where(LiveSession.id.in_(chunk), LiveSession.ended_at.is_not(None)))
+        ended.update({sid: int(at) for sid, at in found.all() if at is not None})
+    if ended:
+        for e in events:
+            at = ended.get(e.session_id)
+            if at is not None and e.ts > at:
+                e.replay = True
 
 
 async def _log(s: AsyncSession, events: Sequence[Event]) -> None:
