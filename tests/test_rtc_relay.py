@@ -17,6 +17,7 @@ from rtc.client import Connection, WhipError, negotiate, peer
 from rtc.frames import is_keyframe, nal_units
 from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
 from tests.support.server import LiveServer, await_for
+from tests.test_room_support import open_room
 
 CLIPS: dict[str, list[bytes]] = {}
 
@@ -187,17 +188,22 @@ async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str,
     async with server.aclient() as http:
         first = Host("vp8")
         await first.publish(http, sid, token)
-        await watcher.watch(http, sid, None)
+        viewer_token = await join(http, sid)
+        room = await open_room(server, sid, viewer_token)
+        await watcher.watch(http, sid, viewer_token)
         await await_for(lambda: watcher.decoded >= 10, 30, what="frames before the drop")
         assert first.pc is not None
         await first.pc.close()  # the host's connection is lost
         await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        await room.wait_type("status", status="live", host="away")
         stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
         assert stats["host"] == "away" and stats["viewers"]["count"] == 1
         before = watcher.decoded
         second = Host("vp8")
         await second.publish(http, sid, token)
         await await_for(lambda: watcher.decoded >= before + 20, 30, what="frames after the host is back")
+        await room.wait_type("status", status="live", host="back")
+        await room.close()
         assert watcher.pc is not None and watcher.pc.connectionState == "connected"
         stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
         assert stats["host"] == "publishing" and stats["viewers"]["count"] == 1

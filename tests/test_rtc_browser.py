@@ -1,0 +1,93 @@
+"""Interop with a real browser: Chromium publishes over WHIP and watches over WHEP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from live.config import Settings
+from tests.support.server import LiveServer, wait_for
+from tests.test_web_pages import chromium
+
+PUBLISH = """async ({sid, token, codec}) => {
+  const stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: true});
+  const pc = new RTCPeerConnection({iceServers: []});
+  for (const track of stream.getTracks()) {
+    const t = pc.addTransceiver(track, {direction: "sendonly"});
+    if (track.kind === "video" && codec) {
+      const caps = RTCRtpSender.getCapabilities("video").codecs;
+      t.setCodecPreferences(caps.filter(c => c.mimeType === codec &&
+        (codec !== "video/H264" || (c.sdpFmtpLine || "").includes("42e01f"))));
+    }
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(r => { pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
+                          if (pc.iceGatheringState === "complete") r(); setTimeout(r, 5000); });
+  const resp = await fetch(`/whip/${sid}`, {method: "POST", body: pc.localDescription.sdp,
+    headers: {"content-type": "application/sdp", "authorization": `Bearer ${token}`}});
+  const body = await resp.text();
+  if (resp.status !== 201) return {status: resp.status, body};
+  await pc.setRemoteDescription({type: "answer", sdp: body});
+  window.pub = pc;
+  return {status: 201, location: resp.headers.get("location")};
+}"""
+
+WATCH = """async ({sid}) => {
+  const pc = new RTCPeerConnection({iceServers: []});
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise(r => { pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
+                          if (pc.iceGatheringState === "complete") r(); setTimeout(r, 5000); });
+  const resp = await fetch(`/whep/${sid}`, {method: "POST", body: pc.localDescription.sdp,
+    headers: {"content-type": "application/sdp"}});
+  const body = await resp.text();
+  if (resp.status !== 201) return {status: resp.status, body};
+  await pc.setRemoteDescription({type: "answer", sdp: body});
+  window.sub = pc;
+  return {status: 201, location: resp.headers.get("location")};
+}"""
+
+DECODED = """async () => {
+  let frames = 0, width = 0, audio = 0;
+  (await window.sub.getStats()).forEach(r => {
+    if (r.type === "inbound-rtp" && r.kind === "video") { frames = r.framesDecoded || 0; width = r.frameWidth || 0; }
+    if (r.type === "inbound-rtp" && r.kind === "audio") { audio = r.packetsReceived || 0; }
+  });
+  return {frames, width, audio};
+}"""
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(database_url, relay_workers=1)
+
+
+@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
+def test_chromium_publishes_and_watches(server: LiveServer, world: dict[str, Any], codec: str) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    with chromium() as browser:
+        host = browser.new_page()
+        host.goto(server.url + "/healthz")
+        out = host.evaluate(PUBLISH, {"sid": sid, "token": token, "codec": codec})
+        assert out["status"] == 201, out
+        relay = server.app.state.relay
+        wait_for(lambda: sid in relay.broadcasts and relay.broadcasts[sid].stats.width, 30, what="host video")
+        assert relay.broadcasts[sid].codecs["video"] == codec
+        assert relay.broadcasts[sid].stats.width == 640
+        viewer = browser.new_page()
+        viewer.goto(server.url + "/healthz")
+        out = viewer.evaluate(WATCH, {"sid": sid})
+        assert out["status"] == 201, out
+        stats = wait_for(lambda: (s := viewer.evaluate(DECODED))["frames"] >= 15 and s["audio"] > 10 and s, 30,
+                         what="frames decoded by Chromium")
+        assert stats["width"] == 640
+        host.evaluate("() => window.pub.close()")
+        viewer.evaluate("() => window.sub.close()")
