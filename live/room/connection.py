@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from starlette.types import Send
 
 from live.room.events import Event
+
+log = logging.getLogger("vitrine.room.connection")
 
 CLOSE_SEND_TIMEOUT = 30.0
 
@@ -30,8 +34,27 @@ class Close:
 class Connection:
     """``role`` is ``viewer``, ``host`` or ``staff``; ``actor_id`` the viewer id or staff id."""
 
-    __slots__ = ("_wake", "aborted", "actor_id", "closing", "last_id", "limit", "name", "pending",
-                 "protocol", "queue", "replaying", "role", "send", "session_id", "task", "viewer_id", "writer")
+    __slots__ = (
+        "_wake",
+        "aborted",
+        "actor_id",
+        "closing",
+        "inflight",
+        "last_id",
+        "limit",
+        "name",
+        "parked",
+        "pending",
+        "protocol",
+        "queue",
+        "replaying",
+        "role",
+        "send",
+        "session_id",
+        "task",
+        "viewer_id",
+        "writer",
+    )
 
     def __init__(self, send: Send, *, session_id: str, role: str, actor_id: str, name: str,
                  limit: int) -> None:
@@ -46,6 +69,8 @@ class Connection:
         self.closing = False
         self.aborted = False
         self.writer: asyncio.Task[None] | None = None
+        self.parked = False  # the writer waits for work: nothing queued, nothing in flight
+        self.inflight: tuple[Coroutine[Any, Any, None], Any] | None = None
         self.protocol: Any = None  # the connection's RoomProtocol (mutes update it)
         self.task: asyncio.Task[Any] | None = asyncio.current_task()
 
@@ -57,14 +82,35 @@ class Connection:
         return ev.audience == "all" or (ev.audience == "staff" and self.role != "viewer")
 
     def push(self, text: str) -> bool:
-        """Queue a frame; False when the queue is full (the caller closes the connection)."""
+        """Send or queue a frame; False when the queue is full (the caller closes the connection).
+
+        Fast path: when the writer is parked, the frame is written at once by stepping the ASGI
+        ``send`` coroutine here; it completes without suspending unless the transport is
+        paused, in which case the writer task finishes it before anything queued after it.
+        """
         if self.closing:
+            return True
+        if self.parked:
+            self._send_now(text)
             return True
         if len(self.queue) >= self.limit:
             return False
         self.queue.append(text)
         self._wake.set()
         return True
+
+    def _send_now(self, text: str) -> None:
+        coro = cast(Coroutine[Any, Any, None], self.send({"type": "websocket.send", "text": text}))
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:  # the peer went away (uvicorn's ClientDisconnected) or the socket failed
+            self.closing = True
+            return
+        self.parked = False
+        self.inflight = (coro, yielded)
+        self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
         """Drop what is queued and close with ``code`` once the socket accepts a frame."""
@@ -83,9 +129,15 @@ class Connection:
         queue = self.queue
         try:
             while True:
+                if self.inflight is not None:
+                    await _finish(*self.inflight)
+                    self.inflight = None
+                    continue
                 if not queue:
                     self._wake.clear()
+                    self.parked = True
                     await self._wake.wait()
+                    self.parked = False
                     continue
                 item = queue.popleft()
                 if isinstance(item, Close):
@@ -95,9 +147,9 @@ class Connection:
         except OSError:
             self.closing = True
         except Exception as exc:  # uvicorn's ClientDisconnected when the peer went away
-            if type(exc).__name__ != "ClientDisconnected":
-                raise
             self.closing = True
+            if type(exc).__name__ != "ClientDisconnected":
+                log.exception("room writer failed")
 
     async def _send_close(self, item: Close) -> None:
         try:
@@ -109,7 +161,30 @@ class Connection:
                 self.task.cancel()
 
     async def stop(self) -> None:
+        self.parked = False
         if self.writer is not None and not self.writer.done():
             self.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.writer
+        if self.inflight is not None:
+            self.inflight[0].close()
+            self.inflight = None
+
+
+async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Drive a coroutine that suspended while it was being stepped by hand (see ``push``)."""
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                # what a Task does with a future its coroutine yielded: take over the wait
+                yielded._asyncio_future_blocking = False
+                await yielded
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
