@@ -194,7 +194,7 @@ def udp_port_range(loop: asyncio.AbstractEventLoop, low: int, high: int) -> Iter
                     raise
         raise OSError(errno.EADDRINUSE, f"no free UDP port in {low}-{high}")
 
-    loop.create_datagram_endpoint = ranged  # type: ignore[method-assign]
+    loop.create_datagram_endpoint = ranged  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -32,6 +32,17 @@ from rtc.tracks import ViewerTrack
 log = logging.getLogger("vitrine.rtc")
 NEGOTIATION_TIMEOUT = 15.0
 ENDED = ("failed", "closed")
+
+
+async def _reports(parts: Iterable[Any]) -> list[Any]:
+    """The stats reports of senders or receivers; a closing one has none."""
+    reports = []
+    for part in parts:
+        try:
+            reports.append(await part.getStats())
+        except Exception:  # aiortc raises various errors while a transport closes
+            log.debug("no stats", exc_info=True)
+    return reports
 
 
 class Peer:
@@ -164,12 +175,7 @@ class Publisher(Peer):
 
     async def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"packets_received": 0, "packets_lost": 0, "jitter": 0}
-        for receiver in self.receivers.values():
-            try:
-                report = await receiver.getStats()
-            except Exception:  # a closing receiver: no stats
-                log.debug("no receiver stats", exc_info=True)
-                continue
+        for report in await _reports(self.receivers.values()):
             for s in report.values():
                 if getattr(s, "type", "") == "inbound-rtp":
                     out["packets_received"] += s.packetsReceived or 0
@@ -237,12 +243,7 @@ class Viewer(Peer):
                                "rtt_ms": None, "packets_sent": 0, "packets_lost": 0, "nacks": self.nacks,
                                "keyframe_requests": self.keyframe_requests,
                                "frames_dropped": sum(t.frames_dropped for t in self.tracks.values())}
-        for sender in self.senders.values():
-            try:
-                report = await sender.getStats()
-            except Exception:  # a closing sender: no stats
-                log.debug("no sender stats", exc_info=True)
-                continue
+        for report in await _reports(self.senders.values()):
             for s in report.values():
                 kind = getattr(s, "type", "")
                 if kind == "outbound-rtp":

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from live.api import doc
-from live.auth import principal, require_host_or_staff
+from live.auth import Host, Staff, principal, require_host_or_staff
 from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
 from live.http import JSON, read_body
 from rtc.peers import Peer
@@ -60,6 +60,22 @@ def _options(methods: str) -> Response:
         "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match"})
 
 
+async def _negotiate(request: Request, prefix: str) -> Response:
+    """WHIP/WHEP POST: check who asks, then the session, then the offer; answer 201 with the SDP."""
+    sid = request.path_params["id"]
+    relay = _relay(request)
+    publishing = prefix == "whip"
+    who = require_host_or_staff(request, sid) if publishing else principal(request, required=False)
+    sess = await relay.session(sid)
+    offer = parse_offer(await _offer_body(request), sending=publishing)
+    if publishing:
+        assert isinstance(who, Staff | Host)
+        peer: Peer | RemoteViewer = await relay.publish(sess, who, offer)
+    else:
+        peer = await relay.watch(sess, who, offer)
+    return _created(request, prefix, peer)
+
+
 async def _patch(request: Request, kind: str) -> Response:
     sid, rid = request.path_params["id"], request.path_params["resource"]
     relay = _relay(request)
@@ -87,12 +103,7 @@ async def _patch(request: Request, kind: str) -> Response:
      tag="rtc", responses={201: "SDP answer, Location, ETag", 400: "invalid_sdp", 409: "already_publishing | "
                            "session_ended", 415: "not application/sdp", 422: "codec_unsupported"})
 async def whip_publish(request: Request) -> Response:
-    sid = request.path_params["id"]
-    who = require_host_or_staff(request, sid)
-    sess = await _relay(request).session(sid)
-    offer = parse_offer(await _offer_body(request), sending=True)
-    peer = await _relay(request).publish(sess, who, offer)
-    return _created(request, "whip", peer)
+    return await _negotiate(request, "whip")
 
 
 @doc("WHIP/WHEP endpoint options: accepted methods and body types", tag="rtc", responses={204: "options"})
@@ -124,12 +135,7 @@ async def whip_patch(request: Request) -> Response:
      responses={201: "SDP answer, Location, ETag", 400: "invalid_sdp", 401: "viewer_token_required",
                 403: "wrong_session", 409: "not_live", 422: "codec_unsupported", 503: "relay_full (Retry-After)"})
 async def whep_watch(request: Request) -> Response:
-    sid = request.path_params["id"]
-    who = principal(request, required=False)
-    sess = await _relay(request).session(sid)
-    offer = parse_offer(await _offer_body(request), sending=False)
-    peer = await _relay(request).watch(sess, who, offer)
-    return _created(request, "whep", peer)
+    return await _negotiate(request, "whep")
 
 
 @doc("WHEP leave", tag="rtc", auth="holder of the resource URL", responses={200: "left", 404: "resource_not_found"})

@@ -57,7 +57,7 @@ def install(sender: RTCRtpSender, track: ViewerTrack) -> None:
         getattr(sender, M + "rtp_started").set()
         extmap = getattr(sender, M + "rtp_header_extensions_map")
         mid = getattr(sender, M + "mid")
-        pt = codec.payloadType
+        pt = int(codec.payloadType or 0)
         seq = random.getrandbits(16)
         origin = random.getrandbits(32)
         ssrc = sender._ssrc

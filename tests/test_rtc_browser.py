@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from live.config import Settings
 from tests.support.server import LiveServer, wait_for
+from tests.test_rtc_relay import database_url, settings  # noqa: F401 - one process, SQLite
 from tests.test_web_pages import chromium
 
 PUBLISH = """async ({sid, token, codec}) => {
@@ -58,16 +57,6 @@ DECODED = """async () => {
   });
   return {frames, width, audio};
 }"""
-
-
-@pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    return sqlite_url
-
-
-@pytest.fixture
-def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(database_url, relay_workers=1)
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])

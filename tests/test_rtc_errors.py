@@ -7,7 +7,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender
 
@@ -15,19 +14,9 @@ from live.config import Settings
 from rtc import hooks
 from rtc.client import WhipError, negotiate, peer
 from tests.support.server import LiveServer, await_for
-from tests.test_rtc_relay import Host, Watcher, join
+from tests.test_rtc_relay import Host, Watcher, database_url, join, settings  # noqa: F401 - one process, SQLite
 
 SDP = {"content-type": "application/sdp"}
-
-
-@pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    return sqlite_url
-
-
-@pytest.fixture
-def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(database_url, relay_workers=1)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -185,18 +174,17 @@ def test_ice_servers_setting() -> None:
     assert servers[0].urls == "turn:t.example:3478" and servers[0].username == "u"
     with pytest.raises(ValueError):
         ice_servers("{")
-    _ = httpx
 
 
-async def test_ice_ports_stay_in_the_configured_range(database_url: str,
+async def test_ice_ports_stay_in_the_configured_range(sqlite_url: str,
                                                       make_settings: Callable[..., Settings]) -> None:
     from tests.conftest import ADMIN_TOKEN
     from tests.support.factory import build_world
     from tests.support.server import thread_server
 
     low = 42000 + (os.getpid() % 500) * 20
-    settings = make_settings(database_url, relay_workers=1, rtc_port_min=low, rtc_port_max=low + 19)
-    with thread_server(settings) as server:
+    ranged = make_settings(sqlite_url, relay_workers=1, rtc_port_min=low, rtc_port_max=low + 19)
+    with thread_server(ranged) as server:
         world = build_world(server, ADMIN_TOKEN)
         sid, token = world["public"]["id"], world["public"]["host_token"]
         host = Host(audio=False)

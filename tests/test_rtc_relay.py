@@ -109,6 +109,13 @@ class Watcher:
             await self.pc.close()
 
 
+async def close_all(host: Host, *watchers: Watcher) -> None:
+    for w in watchers:
+        await w.close()
+    assert host.pc is not None
+    await host.pc.close()
+
+
 async def join(http: httpx.AsyncClient, session_id: str, invite: str | None = None) -> str:
     r = await http.post(f"/api/sessions/{session_id}/viewers", json={"invite": invite} if invite else {})
     assert r.status_code == 201, r.text
@@ -137,10 +144,7 @@ async def test_viewers_receive_the_hosts_exact_frames(server: LiveServer, world:
         assert stats["viewers"]["count"] == 3
         assert stats["publisher"]["width"] == 320 and stats["publisher"]["height"] == 240
         assert stats["publisher"]["codecs"]["video"] == "video/VP8"
-        for w in watchers:
-            await w.close()
-        assert host.pc is not None
-        await host.pc.close()
+        await close_all(host, *watchers)
 
 
 async def test_late_joiner_starts_on_a_fresh_keyframe(server: LiveServer, world: dict[str, Any]) -> None:
@@ -155,10 +159,7 @@ async def test_late_joiner_starts_on_a_fresh_keyframe(server: LiveServer, world:
         await late.watch(http, sid, await join(http, sid), kinds=("video",))
         await await_for(lambda: late.decoded >= 1, 30, what="late joiner's first frame")
         assert host.video.keyframes_forced > forced, "the relay asked the host for a keyframe"
-        await late.close()
-        await first.close()
-        assert host.pc is not None
-        await host.pc.close()
+        await close_all(host, late, first)
 
 
 async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str, Any]) -> None:
@@ -174,10 +175,7 @@ async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str
         # Annex B start codes are framing (RTP carries bare NAL units): compare the NAL units
         published = {tuple(nal_units(f)) for f in host.video.sent}
         assert all(tuple(nal_units(f)) in published for f in tap.frames)
-        await tap.close()
-        await dec.close()
-        assert host.pc is not None
-        await host.pc.close()
+        await close_all(host, tap, dec)
 
 
 async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str, Any]) -> None:
