@@ -73,7 +73,8 @@ class RoomService:
         sess = await storage.session_row(self.db, session_id)
         if sess is None:
             raise NotFound(f"no session {session_id!r}", code="session_not_found")
-        state = RoomState(session_id, status=sess.status, kind=sess.kind, title=sess.title)
+        state = RoomState(session_id, status=sess.status, kind=sess.kind, title=sess.title,
+                          scheduled_at=sess.scheduled_at)
         if sess.pinned_product_id:
             try:
                 state.pinned = await pin_card(self.db, session_id, sess.pinned_product_id)

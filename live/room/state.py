@@ -25,7 +25,10 @@ class RoomState:
     status: str = "scheduled"
     kind: str = "public"
     title: str = ""
+    scheduled_at: int | None = None
     pinned: dict[str, Any] | None = None
+    deal: dict[str, Any] | None = None  # the running deal (deal_started .. deal_ended)
+    counters: dict[str, Any] | None = None  # the last host counters (staff only)
     questions: dict[str, dict[str, Any]] = field(default_factory=dict)
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_CHAT))
     blocked: list[str] = field(default_factory=list)
@@ -41,6 +44,12 @@ class RoomState:
             self.pinned = d.get("card")
         elif t == "unpin":
             self.pinned = None
+        elif t == "deal_started":
+            self.deal = {k: v for k, v in d.items()}
+        elif t == "deal_ended":
+            self.deal = None
+        elif t == "counters":
+            self.counters = dict(d)
         elif t == "presence":
             self.viewers = int(d.get("viewers", 0))
         elif t == "chat":
@@ -70,10 +79,13 @@ class RoomState:
         return sorted(self.questions.values(), key=lambda q: (-int(q.get("votes") or 0), q.get("ts") or 0))
 
     def hello(self, *, last_id: int, ts: int, role: str, actor_id: str, name: str) -> dict[str, Any]:
-        return {"type": "hello", "id": last_id, "ts": ts, "role": role,
-                "viewer_id": actor_id if role == "viewer" else None,
-                "staff_id": actor_id if role != "viewer" else None, "name": name,
-                "session": {"id": self.session_id, "status": self.status, "kind": self.kind,
-                            "title": self.title},
-                "pinned": self.pinned, "questions": self.open_questions(), "chat": list(self.chat),
-                "viewers": self.viewers}
+        out = {"type": "hello", "id": last_id, "ts": ts, "role": role,
+               "viewer_id": actor_id if role == "viewer" else None,
+               "staff_id": actor_id if role != "viewer" else None, "name": name,
+               "session": {"id": self.session_id, "status": self.status, "kind": self.kind,
+                           "title": self.title, "scheduled_at": self.scheduled_at},
+               "pinned": self.pinned, "deal": self.deal, "questions": self.open_questions(),
+               "chat": list(self.chat), "viewers": self.viewers}
+        if role != "viewer":
+            out["counters"] = self.counters
+        return out

@@ -18,9 +18,10 @@ code      meaning
 Server frames are JSON arrays of events. The first frame after accept is ``[hello]``::
 
     {"type": "hello", "id": <state as of this event id>, "ts", "role": "viewer|host|staff",
-     "viewer_id", "staff_id", "name", "session": {"id", "status", "kind", "title"},
-     "pinned": <card or null>, "questions": [open questions, most votes first],
-     "chat": [the 50 most recent messages], "viewers": <last presence count>}
+     "viewer_id", "staff_id", "name", "session": {"id", "status", "kind", "title", "scheduled_at"},
+     "pinned": <card or null>, "deal": <running deal or null>,
+     "questions": [open questions, most votes first], "chat": [the 50 most recent messages],
+     "viewers": <last presence count>, "counters": <last host counters; host/staff only>}
 
 With ``after``, every event with ``after < id <= hello.id`` follows, in order, then live
 events. Without it, live events follow; a client keeps the largest ``id`` it saw and
