@@ -43,7 +43,7 @@ async def test_replay_past_the_buffer_and_ids_across_restarts(database_url: str,
         again = await open_room(srv, sid, joined["token"], after=first)
         await again.wait_type("chat", text="m9")
         assert [e["text"] for e in again.of("chat")] == [f"m{i}" for i in range(1, 10)]
-        assert again.hello["id"] == last and [m["text"] for m in again.hello["chat"]][-1] == "m9"
+        assert again.hello["id"] >= last and [m["text"] for m in again.hello["chat"]][-1] == "m9"
         await again.send("chat", text="after restart")
         ev = await again.wait_type("chat", text="after restart")
         assert ev["id"] > last

@@ -86,3 +86,29 @@ async def test_staff_only_events_cross_processes_to_staff_only(
         assert not ana.of("moderation")
     finally:
         await close_all(ana, staff, host)
+
+
+async def test_ids_continue_from_the_log_when_redis_forgets(two_servers: tuple[LiveServer, LiveServer]) -> None:
+    import redis.asyncio as aioredis
+
+    a, b = two_servers
+    world = build_world(a, ADMIN_TOKEN)
+    sid = world["public"]["id"]
+    host = await open_room(a, sid, host_token(world))
+    ana = await viewer(b, sid, "Ana")
+    r = aioredis.from_url(a.settings.redis_url)
+    try:
+        await host.send("chat", text="before")
+        before = await ana.wait_type("chat", text="before")
+        prefix = a.settings.redis_prefix
+        assert await r.delete(f"{prefix}:room:{{{sid}}}:seq", f"{prefix}:room:{{{sid}}}:events") == 2
+        await host.send("chat", text="after")
+        after = await ana.wait_type("chat", text="after")
+        assert after["id"] > before["id"]
+        back = await viewer(b, sid, "Bo", after=0)  # the log still has both, in order
+        await back.wait_type("chat", text="after")
+        assert [e["text"] for e in back.of("chat")] == ["before", "after"]
+        await back.close()
+    finally:
+        await r.aclose()
+        await close_all(host, ana)

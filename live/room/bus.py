@@ -3,13 +3,13 @@
 Chosen once at start-up (like LiveKit's local vs Redis routing): :class:`LocalBus` when
 ``REDIS_URL`` is empty, :class:`live.room.redis_bus.RedisBus` otherwise. Both keep the
 ``replay_buffer`` most recent events of a session so a reconnecting client resumes without a
-database read; ids are seeded from the largest stored id so they keep increasing across
-restarts.
+database read; ids are seeded past the largest stored id (:func:`live.room.store.seed_id`) so
+they keep increasing across restarts.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from itertools import islice
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from live.room import store
 from live.room.events import Event
 
 Deliver = Callable[[Event], None]
+MAX_BUFFERED_SESSIONS = 1000
 
 
 class EventBus(Protocol):
@@ -55,7 +56,7 @@ class LocalBus:
     def __init__(self, db: Database, buffer_size: int) -> None:
         self.db, self.buffer_size = db, buffer_size
         self._seq: dict[str, int] = {}
-        self._ring: dict[str, deque[Event]] = {}
+        self._ring: OrderedDict[str, deque[Event]] = OrderedDict()  # most recently used last
         self._deliver: Deliver | None = None
 
     async def start(self, deliver: Deliver) -> None:
@@ -69,7 +70,7 @@ class LocalBus:
 
     async def _seed(self, session_id: str) -> None:
         if session_id not in self._seq:
-            seed = await store.max_event_id(self.db, session_id)
+            seed = await store.seed_id(self.db, session_id)
             self._seq.setdefault(session_id, seed)
 
     async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
@@ -79,6 +80,10 @@ class LocalBus:
         ring = self._ring.get(session_id)
         if ring is None:
             ring = self._ring[session_id] = deque(maxlen=self.buffer_size)
+            while len(self._ring) > MAX_BUFFERED_SESSIONS:  # long-idle sessions resume from the database
+                self._ring.popitem(last=False)
+        else:
+            self._ring.move_to_end(session_id)
         ring.append(ev)
         if self._deliver is not None:
             self._deliver(ev)

@@ -2,9 +2,12 @@
 
 Keys (``P`` = ``settings.redis_prefix``; the braces keep a session's keys in one cluster slot):
 
-* ``P:room:{sid}:seq`` — the last id assigned (seeded with ``SET NX`` from the database max);
+* ``P:room:{sid}:seq`` — the last id assigned (when missing, seeded with ``SET NX`` from the
+  database max plus a gap, see :func:`live.room.store.seed_id`: the script answers -1 and the
+  caller retries with the seed);
 * ``P:room:{sid}:events`` — a stream whose entry ids are ``<event id>-0``, trimmed to about
   ``replay_buffer`` entries; fields ``t`` type, ``ts``, ``d`` JSON data, ``a`` audience;
+* both expire 14 days after the session's last event;
 * ``P:room:wake:<process>`` — wakes this process's blocking reader when it starts watching a
   new session.
 
@@ -32,13 +35,19 @@ from live.room.events import Event
 log = logging.getLogger("vitrine.room.bus")
 
 PUBLISH = """
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[1] == '' then return -1 end
+  redis.call('SET', KEYS[1], ARGV[1], 'NX')
+end
 local id = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
            't', ARGV[3], 'ts', ARGV[4], 'd', ARGV[5], 'a', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return id
 """
 BLOCK_MS = 5000
+KEY_TTL_MS = 14 * 24 * 3600 * 1000  # a session idle this long resumes from the database
 
 
 class RedisBus:
@@ -47,7 +56,6 @@ class RedisBus:
     def __init__(self, redis: Redis, db: Database, *, prefix: str, buffer_size: int, process_id: str) -> None:
         self.redis, self.db, self.prefix, self.buffer_size = redis, db, prefix, buffer_size
         self._script = redis.register_script(PUBLISH)
-        self._seeds: dict[str, int] = {}
         self._watched: dict[str, bytes] = {}  # session id -> last stream id read
         self._wake_key = f"{prefix}:room:wake:{process_id}"
         self._deliver: Deliver | None = None
@@ -79,21 +87,19 @@ class RedisBus:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def _seed(self, sid: str) -> int:
-        if sid not in self._seeds:
-            self._seeds[sid] = await store.max_event_id(self.db, sid)
-        return self._seeds[sid]
-
     async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
         ts = now_ms()
-        seed = await self._seed(session_id)
-        eid = await self._script(keys=[self._seq_key(session_id), self._stream_key(session_id)],
-                                 args=[seed, self.buffer_size, type, ts, orjson.dumps(data), audience])
-        return Event(session_id, int(eid), type, ts, data, audience)
+        keys = [self._seq_key(session_id), self._stream_key(session_id)]
+        args: list[Any] = ["", self.buffer_size, type, ts, orjson.dumps(data), audience, KEY_TTL_MS]
+        eid = int(await self._script(keys=keys, args=args))
+        if eid < 0:  # no counter yet (new session, or expired): seed it from the stored log
+            args[0] = await store.seed_id(self.db, session_id)
+            eid = int(await self._script(keys=keys, args=args))
+        return Event(session_id, eid, type, ts, data, audience)
 
     async def last_id(self, session_id: str) -> int:
         raw = await self.redis.get(self._seq_key(session_id))
-        return int(raw) if raw is not None else await self._seed(session_id)
+        return int(raw) if raw is not None else await store.seed_id(self.db, session_id)
 
     async def recent(self, session_id: str, after: int) -> list[Event]:
         entries: Any = await self.redis.xrange(self._stream_key(session_id), min=f"{after + 1}-0", max="+",

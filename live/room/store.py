@@ -26,6 +26,7 @@ from live.models import (
 from live.room.events import Event
 
 _AUDIENCE_KEY = "_audience"
+RESEED_GAP = 1_000_000
 
 
 def event_row(ev: Event) -> RoomEvent:
@@ -42,6 +43,13 @@ def _event(r: RoomEvent) -> Event:
 async def max_event_id(db: Database, session_id: str) -> int:
     async with db.read() as s:
         return int(await s.scalar(select(func.max(RoomEvent.id)).where(RoomEvent.session_id == session_id)) or 0)
+
+
+async def seed_id(db: Database, session_id: str) -> int:
+    """Where a session's ids continue when no counter survives (a restart, a flushed Redis): past
+    every stored id and past any unstored one (presence, reactions) issued since, so that a
+    client resuming with ``after`` never skips a new event. Ids increase; they are not dense."""
+    return await max_event_id(db, session_id) + RESEED_GAP
 
 
 async def events_between(db: Database, session_id: str, after: int, before: int | None,
