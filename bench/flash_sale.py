@@ -68,6 +68,8 @@ async def storm(url: str, session_id: str, product_id: str, tokens: list[str]) -
             r = await c.post("/api/orders", json={"session_id": session_id,
                                                   "items": [{"product_id": product_id, "qty": 1}]},
                              headers={"authorization": f"Bearer {token}", "idempotency-key": uuid.uuid4().hex})
+            if r.status_code not in (201, 409):
+                print(f"  unexpected {r.status_code}: {r.text[:200]}", flush=True)
             return r.status_code, time.perf_counter() - t0
 
         tasks = [asyncio.create_task(buy(t)) for t in tokens]

@@ -38,7 +38,7 @@ from catalog.signals import Signals
 from catalog.stock import release_order, reserve_lines, short_of_stock
 from live.auth import Viewer
 from live.db import Database, new_id, now_ms
-from live.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from live.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from live.http import field
 from live.models import LiveSession
 
@@ -112,16 +112,32 @@ class Reserved:
 
 class Checkout:
     def __init__(self, db: Database, providers: dict[str, PaymentProvider], signals: Signals, *,
-                 hold_seconds: float) -> None:
+                 hold_seconds: float, max_in_flight: int = 16, queue_seconds: float = 60.0) -> None:
         self.db, self.providers, self.signals = db, providers, signals
         self.hold_ms = int(hold_seconds * 1000)
+        self.max_in_flight, self.queue_seconds = max_in_flight, queue_seconds
+        self._slots = asyncio.Semaphore(max_in_flight)
         self.deals_to_check: Callable[[list[str]], Awaitable[Any]] | None = None  # ends over/sold-out deals
         self.count: Callable[[str], None] | None = None  # metrics: one call per answer, by outcome
 
     # -- the request ------------------------------------------------------------------------
     async def place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
+        """One order, end to end. At most ``max_in_flight`` run at once per process (a flash sale queues
+        here, not on the connection pool); a buyer queued longer than ``queue_seconds`` gets a 503 to retry
+        with the same key."""
         if req.session_id != who.session_id:
             raise Forbidden("this viewer token belongs to another session", code="wrong_session")
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_seconds)
+        except TimeoutError:
+            raise Unavailable("too many orders at once; retry with the same Idempotency-Key", code="busy",
+                              headers={"Retry-After": "2"}) from None
+        try:
+            return await self._place(who, key, req)
+        finally:
+            self._slots.release()
+
+    async def _place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
         digest = req.digest()
         try:
             step: Reserved | str = await self._reserve(who, key, digest, req)
