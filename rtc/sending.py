@@ -2,8 +2,9 @@
 
 Stock ``RTCRtpSender._run_rtp`` packetises the frame again for every viewer and builds and
 serialises an ``RtpPacket`` object per packet. Here the broadcast packetises each frame once
-(:func:`packetize`), and each viewer's loop (:func:`install`) builds one RTP header per frame
-and patches marker and sequence number per packet. RTCP sender reports, NACK retransmission
+(:class:`Packetizer`), and each viewer (:class:`ViewerSender`) patches a header template
+per frame and per packet, and sends straight away from the broadcast's loop when it has no
+backlog (no task switch per viewer and frame). RTCP sender reports, NACK retransmission
 (with RTX) and keyframe requests keep working through aiortc's own code, which reads the
 counters and history this loop maintains.
 """
@@ -15,11 +16,12 @@ import inspect
 import logging
 import random
 import struct
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aioice.ice import Connection, StunProtocol
-from aiortc import RTCDtlsTransport, RTCIceTransport, RTCRtpSender, clock
+from aiortc import RTCDtlsTransport, RTCIceTransport, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
@@ -29,13 +31,14 @@ from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, wrap_rtx
 from aiortc.utils import uint16_add
 
 from rtc.frames import EncodedFrame
-from rtc.tracks import ViewerTrack
+from rtc.tracks import Outgoing, ViewerTrack
 
 log = logging.getLogger("vitrine.rtc")
 M = "_RTCRtpSender__"
 SENDER_FIELDS = ("rtp_started", "rtp_exited", "rtp_header_extensions_map", "mid", "ntp_timestamp",
                  "rtp_timestamp", "octet_count", "packet_count", "rtx_payload_type", "rtx_sequence_number")
 _SEQ = struct.Struct("!H")
+_TS = struct.Struct("!I")
 
 
 class Packetizer:
@@ -67,58 +70,110 @@ def direct_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes, Any], None], C
     return pair.protocol.transport.sendto, dtls._tx_srtp.protect, pair.remote_addr
 
 
-def install(sender: RTCRtpSender, track: ViewerTrack) -> None:
-    """Replace ``sender``'s send loop and retransmission with ones reading ``track``'s payloads."""
-    history: dict[int, bytes] = {}
+NTP_EPOCH = 2208988800
+_ABS_SENTINEL = 0xABCDEF
 
-    async def run_rtp(codec: RTCRtpCodecParameters) -> None:
+
+def ntp_now() -> int:
+    """The current time as a 64-bit NTP timestamp (what aiortc's ``clock.current_ntp_time`` gives)."""
+    return int((time.time() + NTP_EPOCH) * (1 << 32))
+
+
+class ViewerSender:
+    """One viewer's RTP sending: a header template per sender, patched per frame and per packet.
+
+    :meth:`send_now` sends a frame at once, from the broadcast's loop, when the viewer has no
+    backlog; otherwise the frame waits in the track and :meth:`run_rtp` sends it.
+    """
+
+    def __init__(self, sender: RTCRtpSender, track: ViewerTrack) -> None:
+        self.sender, self.track = sender, track
+        self.history: dict[int, bytes] = {}
+        self.template: bytearray | None = None
+        self.abs_offset: int | None = None
+        self.pt = 0
+        self.seq = random.getrandbits(16)
+        self.origin = random.getrandbits(32)
+
+    def configure(self, codec: RTCRtpCodecParameters) -> None:
+        self.pt = int(codec.payloadType or 0)
+        packet = RtpPacket(payload_type=self.pt, sequence_number=0, timestamp=0, ssrc=self.sender._ssrc)
+        packet.extensions.abs_send_time = _ABS_SENTINEL
+        packet.extensions.mid = getattr(self.sender, M + "mid")
+        header = packet.serialize(getattr(self.sender, M + "rtp_header_extensions_map"))
+        sentinel = _ABS_SENTINEL.to_bytes(3, "big")
+        self.abs_offset = header.find(sentinel, 12) if header.count(sentinel) == 1 else None
+        self.template = bytearray(header)
+
+    def _header(self, timestamp: int, ntp: int) -> bytearray:
+        assert self.template is not None
+        header = bytearray(self.template)
+        _TS.pack_into(header, 4, timestamp)
+        if self.abs_offset is not None and self.abs_offset > 0:
+            header[self.abs_offset:self.abs_offset + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        return header
+
+    def _packets(self, out: Outgoing, ntp: int) -> Iterator[bytes]:
+        timestamp = (self.origin + out.timestamp) & 0xFFFFFFFF
+        header = self._header(timestamp, ntp)
+        last = len(out.payloads) - 1
+        pt, history = self.pt, self.history
+        for i, payload in enumerate(out.payloads):
+            header[1] = pt | (0x80 if i == last else 0)
+            _SEQ.pack_into(header, 2, self.seq)
+            data = bytes(header) + payload
+            history[self.seq % RTP_HISTORY_SIZE] = data
+            self.seq = (self.seq + 1) & 0xFFFF
+            yield data
+        self._count(out, timestamp, ntp)
+
+    def _count(self, out: Outgoing, timestamp: int, ntp: int) -> None:
+        sender = self.sender
+        setattr(sender, M + "ntp_timestamp", ntp)
+        setattr(sender, M + "rtp_timestamp", timestamp)
+        setattr(sender, M + "octet_count", getattr(sender, M + "octet_count") + sum(map(len, out.payloads)))
+        setattr(sender, M + "packet_count", getattr(sender, M + "packet_count") + len(out.payloads))
+
+    def send_now(self, out: Outgoing) -> bool:
+        """Send ``out`` synchronously if the connection allows it; ``False``: queue it instead."""
+        if self.template is None or not self.sender._enabled:
+            return False
+        direct = direct_path(self.sender.transport)
+        if direct is None:
+            return False
+        sendto, protect, addr = direct
+        try:
+            for data in self._packets(out, ntp_now()):
+                sendto(protect(data), addr)
+        except Exception:  # never let one viewer break the broadcast's loop
+            log.exception("sending to a viewer failed; it falls back to aiortc's path")
+            self.template = None
+        return True
+
+    async def run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        sender = self.sender
         getattr(sender, M + "rtp_started").set()
-        extmap = getattr(sender, M + "rtp_header_extensions_map")
-        mid = getattr(sender, M + "mid")
-        pt = int(codec.payloadType or 0)
-        seq = random.getrandbits(16)
-        origin = random.getrandbits(32)
-        ssrc = sender._ssrc
-        transport = sender.transport
+        self.configure(codec)
+        self.track.sender = self
         try:
             while True:
-                out = await track.next()
-                if not sender._enabled:
+                out = await self.track.next()
+                if not sender._enabled or self.send_now(out):
+                    await asyncio.sleep(0)  # a backlog: let other viewers run between frames
                     continue
-                timestamp = (origin + out.timestamp) & 0xFFFFFFFF
-                template = RtpPacket(payload_type=pt, sequence_number=0, timestamp=timestamp, ssrc=ssrc)
-                template.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-                template.extensions.mid = mid
-                header = bytearray(template.serialize(extmap))
-                last = len(out.payloads) - 1
-                octets = 0
-                direct = direct_path(transport)
-                for i, payload in enumerate(out.payloads):
-                    header[1] = pt | (0x80 if i == last else 0)
-                    _SEQ.pack_into(header, 2, seq)
-                    data = bytes(header) + payload
-                    history[seq % RTP_HISTORY_SIZE] = data
-                    if direct is not None:
-                        direct[0](direct[1](data), direct[2])
-                    else:
-                        await transport._send_rtp(data)
-                    octets += len(payload)
-                    seq = uint16_add(seq, 1)
-                if direct is not None:
-                    await asyncio.sleep(0)  # let other viewers' loops run between frames
-                setattr(sender, M + "ntp_timestamp", clock.current_ntp_time())
-                setattr(sender, M + "rtp_timestamp", timestamp)
-                setattr(sender, M + "octet_count", getattr(sender, M + "octet_count") + octets)
-                setattr(sender, M + "packet_count", getattr(sender, M + "packet_count") + last + 1)
+                for data in self._packets(out, ntp_now()):
+                    await sender.transport._send_rtp(data)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:  # the sender's stop() waits for rtp_exited: always set it
             log.exception("viewer send loop failed")
-        track.stop()
+        self.track.sender = None
+        self.track.stop()
         getattr(sender, M + "rtp_exited").set()
 
-    async def retransmit(sequence_number: int) -> None:
-        data = history.get(sequence_number % RTP_HISTORY_SIZE)
+    async def retransmit(self, sequence_number: int) -> None:
+        sender = self.sender
+        data = self.history.get(sequence_number % RTP_HISTORY_SIZE)
         if data is None:
             return
         extmap = getattr(sender, M + "rtp_header_extensions_map")
@@ -132,8 +187,13 @@ def install(sender: RTCRtpSender, track: ViewerTrack) -> None:
             setattr(sender, M + "rtx_sequence_number", uint16_add(rtx_seq, 1))
         await sender.transport._send_rtp(packet.serialize(extmap))
 
-    sender._run_rtp = run_rtp  # type: ignore[method-assign]
-    sender._retransmit = retransmit  # type: ignore[method-assign]
+
+def install(sender: RTCRtpSender, track: ViewerTrack) -> ViewerSender:
+    """Replace ``sender``'s send loop and retransmission with a :class:`ViewerSender`."""
+    vs = ViewerSender(sender, track)
+    sender._run_rtp = vs.run_rtp  # type: ignore[method-assign]
+    sender._retransmit = vs.retransmit  # type: ignore[method-assign]
+    return vs
 
 
 def check(problems: list[str]) -> None:

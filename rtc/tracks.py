@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -45,6 +46,7 @@ class ViewerTrack(MediaStreamTrack):
         self.overflows = 0
         self._queue: deque[Outgoing] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self.sender: Any = None  # a rtc.sending.ViewerSender once the connection sends
 
     def push(self, frame: EncodedFrame, out: Outgoing) -> None:
         if frame.codec != self.codec:
@@ -63,8 +65,10 @@ class ViewerTrack(MediaStreamTrack):
                 self.waiting_keyframe = True
                 self.on_overflow()
                 return
-        self._queue.append(out)
         self.frames_queued += 1
+        if not self._queue and self.sender is not None and self.sender.send_now(out):
+            return
+        self._queue.append(out)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
