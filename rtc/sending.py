@@ -91,6 +91,7 @@ class ViewerSender:
         self.history: dict[int, bytes] = {}
         self.template: bytearray | None = None
         self.abs_offset: int | None = None
+        self.direct = True
         self.pt = 0
         self.seq = random.getrandbits(16)
         self.origin = random.getrandbits(32)
@@ -136,7 +137,7 @@ class ViewerSender:
 
     def send_now(self, out: Outgoing) -> bool:
         """Send ``out`` synchronously if the connection allows it; ``False``: queue it instead."""
-        if self.template is None or not self.sender._enabled:
+        if self.template is None or not self.direct or not self.sender._enabled:
             return False
         direct = direct_path(self.sender.transport)
         if direct is None:
@@ -147,7 +148,7 @@ class ViewerSender:
                 sendto(protect(data), addr)
         except Exception:  # never let one viewer break the broadcast's loop
             log.exception("sending to a viewer failed; it falls back to aiortc's path")
-            self.template = None
+            self.direct = False
         return True
 
     async def run_rtp(self, codec: RTCRtpCodecParameters) -> None:
