@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 class RelayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.viewers = Gauge("vitrine_rtc_viewers", "WHEP viewer connections in this relay process", registry=r)
+        self.viewers = Gauge("vitrine_rtc_viewers", "WHEP viewer connections (this process and its relay workers)",
+                             registry=r)
+        self.workers = Gauge("vitrine_rtc_workers", "Relay processes serving viewers (this one included)",
+                             registry=r)
         self.session_viewers = Gauge("vitrine_rtc_session_viewers", "WHEP viewers per session (this process)",
                                      ["session"], registry=r)
         self.publishers = Gauge("vitrine_rtc_publishers", "WHIP publishers connected to this process", registry=r)
@@ -42,12 +45,14 @@ class RelayMetrics:
         from rtc.peers import Viewer
 
         viewers = [p for p in relay.peers.values() if isinstance(p, Viewer)]
-        self.viewers.set(len(viewers))
+        self.viewers.set(len(viewers) + len(relay.remote))
+        self.workers.set(1 + (len(relay.pool.live_links()) if relay.pool is not None else 0))
         self.publishers.set(len(relay.publishers))
         per_session: dict[str, int] = {}
         dropped = 0
+        for sid in [v.session_id for v in viewers] + [r.session_id for r in relay.remote.values()]:
+            per_session[sid] = per_session.get(sid, 0) + 1
         for v in viewers:
-            per_session[v.session_id] = per_session.get(v.session_id, 0) + 1
             dropped += sum(t.frames_dropped for t in v.tracks.values())
         self.dropped.set(dropped)
         for gauge in (self.session_viewers, self.bitrate, self.fps, self.width, self.height,
