@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
@@ -40,6 +41,8 @@ import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.server import LiveServer, free_port, wait_for
 
 ADMIN = "bench-admin-" + "z" * 32
 SECRET = "bench-secret-" + "s" * 32
@@ -163,60 +166,65 @@ def viewer_process(targets: list[tuple[int, str]], pipe: Pipe, stalled: bool) ->
 
 
 # -- servers -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
+    live: LiveServer
+    pid: int
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def port(self) -> int:
+        return int(self.live.url.rsplit(":", 1)[1])
 
     def rss(self) -> int:
-        return int(psutil.Process(self.proc.pid).memory_info().rss)
+        return int(psutil.Process(self.pid).memory_info().rss)
 
     def cpu(self) -> float:
-        t = psutil.Process(self.proc.pid).cpu_times()
+        t = psutil.Process(self.pid).cpu_times()
         return float(t.user + t.system)
 
     def metric(self, name: str) -> float:
-        for line in httpx.get(self.url + "/metrics", timeout=10).text.splitlines():
+        for line in httpx.get(self.live.url + "/metrics", timeout=10).text.splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[-1])
         return 0.0
 
 
 @contextmanager
-def server(env: dict[str, str]) -> Any:
+def server(env: dict[str, str], log_dir: str) -> Iterator[Server]:
+    """``uvicorn --ws websockets-sansio --ws-per-message-deflate false`` in its own process.
+
+    Its output goes to a file in ``log_dir`` (the last line is printed after the run), and the
+    pid is kept for CPU and memory readings."""
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host", "127.0.0.1",
            "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
            "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=Path(__file__).resolve().parents[1])
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
-        yield Server(proc, port)
-    finally:
-        proc.terminate()
+    log_path = Path(log_dir) / f"server-{port}.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1])
+        live = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", None)  # type: ignore[arg-type]
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            wait_for(lambda: _up(proc, live.url), 60, interval=0.1, what="server start")
+            yield Server(live, proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    lines = log_path.read_text(errors="replace").splitlines()
+    if lines:
+        print(f"  server log ({len(lines)} lines), last: {lines[-1][:300]}", flush=True)
+
+
+def _up(proc: subprocess.Popen[bytes], url: str) -> bool:
+    if proc.poll() is not None:
+        raise RuntimeError("server exited")
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 # -- set-up --------------------------------------------------------------------------------------------
@@ -307,7 +315,7 @@ def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], a
     ccpu0 = sum(c.cpu_times().user + c.cpu_times().system for c in clients)
     spy = None
     if os.environ.get("BENCH_PYSPY"):  # profile the (first) server during the measured window
-        spy = subprocess.Popen(["py-spy", "record", "-p", str(servers[0].proc.pid), "-d", str(int(args.duration)),
+        spy = subprocess.Popen(["py-spy", "record", "-p", str(servers[0].pid), "-d", str(int(args.duration)),
                                 "-f", "speedscope", "-o", os.environ["BENCH_PYSPY"], "-r", "200"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cpu0, t0 = sum(s.cpu() for s in servers), time.monotonic()
@@ -385,17 +393,17 @@ def main() -> None:
               f"{psutil.cpu_count()} cores, SQLite={url.startswith('sqlite')}", flush=True)
         rows = []
         for n in sizes:
-            with server(env) as s:
+            with server(env, tmp) as s:
                 rows.append(run_config(f"1 proc, N={n}", [s], sid, tokens[:n], args))
             print_table(rows[-1:])
         if not args.skip_stall:
-            with server(env) as s:
+            with server(env, tmp) as s:
                 rows.append(run_config(f"1 proc, N={biggest}+stalled", [s], sid, tokens[:biggest], args,
                                        stalled_token=tokens[biggest]))
         if not args.skip_redis:
             renv = {**env, "REDIS_URL": args.redis}
             with ExitStack() as stack:
-                a, b = stack.enter_context(server(renv)), stack.enter_context(server(renv))
+                a, b = stack.enter_context(server(renv, tmp)), stack.enter_context(server(renv, tmp))
                 rows.append(run_config(f"2 procs+Redis, N={biggest}", [a, b], sid, tokens[:biggest], args))
         print()
         print_table(rows)

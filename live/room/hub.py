@@ -42,7 +42,8 @@ LoadState = Callable[[str], Awaitable[RoomState]]
 
 
 class Room:
-    __slots__ = ("batch", "conns", "early", "flushing", "last_id", "ready", "session_id", "state", "viewers")
+    __slots__ = ("batch", "conns", "early", "flushing", "last_id", "loader", "ready", "session_id", "state",
+                 "viewers")
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
@@ -54,6 +55,7 @@ class Room:
         self.state: RoomState | None = None
         self.early: list[Event] = []  # delivered while the state loads
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loader: asyncio.Task[None] | None = None
 
 
 class Hub:
@@ -82,7 +84,7 @@ class Hub:
         if room is None:
             room = self.rooms[sid] = Room(sid)
             self._gone.discard(sid)
-            asyncio.create_task(self._load(room), name=f"room-load-{sid}")  # noqa: RUF006 (result in ready)
+            room.loader = asyncio.create_task(self._load(room), name=f"room-load-{sid}")
         room.conns.add(conn)
         if conn.viewer_id is not None:
             room.viewers[conn.viewer_id] = room.viewers.get(conn.viewer_id, 0) + 1
