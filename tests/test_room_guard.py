@@ -212,3 +212,21 @@ async def test_slow_consumer_is_closed_while_others_get_everything(slow_server: 
         assert code == 4408, (code, stuck2.close_reason)
     finally:
         await close_all(fast, host)
+
+
+async def test_a_banned_invited_client_cannot_rejoin(server: LiveServer, world: dict[str, Any]) -> None:
+    priv = world["private"]["id"]
+    with server.client(world["admin"]) as staff:
+        invite = staff.post(f"/api/sessions/{priv}/invites",
+                            json={"client_ids": [world["clients"][0]["id"]]}).json()[0]["code"]
+    joined = await join(server, priv, "Client", invite=invite)
+    client = await open_room(server, priv, joined["token"])
+    host = await open_room(server, priv, host_token(world, "private"))
+    try:
+        await host.send("ban", viewer_id=joined["viewer_id"])
+        assert await client.closed() == 4403
+        with server.client() as phone:  # another device, same invite: refused
+            r = phone.post(f"/api/sessions/{priv}/viewers", json={"invite": invite})
+            assert (r.status_code, r.json()["error"]) == (403, "banned")
+    finally:
+        await close_all(client, host)

@@ -32,6 +32,7 @@ log = logging.getLogger("vitrine.room.hub")
 
 CLOSE_SLOW = 4408
 CLOSE_FORBIDDEN = 4403
+PENDING_PER_FRAME = 20  # live events held for a replaying connection, per frame of its queue
 REACTION_INTERVAL = 1 / 3
 PRESENCE_INTERVAL = 1.0
 HEARTBEAT_INTERVAL = 10.0
@@ -181,6 +182,8 @@ class Hub:
         for conn in list(room.conns):
             if conn.replaying:
                 conn.pending.extend(events)
+                if len(conn.pending) > PENDING_PER_FRAME * conn.limit:  # its replay cannot keep up
+                    self.drop_slow(conn)
                 continue
             text = staff_text if conn.is_staff else viewer_text
             conn.last_id = last

@@ -159,6 +159,8 @@ class RoomSocket:
         if after is not None and after < room.last_id:
             rooms: RoomService = state.rooms
             async for page in rooms.replay(conn.session_id, after, room.last_id):
+                if conn.closing:  # dropped meanwhile (too slow, banned): the writer sends the close
+                    break
                 events = [e.public() for e in page if conn.sees(e)]
                 if events:
                     await conn.send({"type": "websocket.send", "text": frame(events)})
