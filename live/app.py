@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await stack.enter_async_context(hook(app))
             log.info("vitrine started", extra={"bus": getattr(st.bus, "name", "?"),
                                                "database": st.db.url.get_backend_name(),
-                                               "process": st.process_id})
+                                               "process_id": st.process_id})
             yield
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
