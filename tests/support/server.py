@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -101,12 +102,14 @@ def process_server(env: dict[str, str], *, extra_args: list[str] | None = None) 
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host", "127.0.0.1",
            "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
            "--no-access-log", *(extra_args or [])]
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # not a pipe: a pipe nobody reads fills up and stalls the server
+    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            log.seek(0)
+            raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-2000:]}")
         try:
             return httpx.get(url + "/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -121,3 +124,4 @@ def process_server(env: dict[str, str], *, extra_args: list[str] | None = None) 
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
