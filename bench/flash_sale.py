@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +29,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live.config import Settings
 from tests.support import services
 from tests.support.factory import build_world
-from tests.support.server import LiveServer, free_port, wait_for
+from tests.support.server import process_server
 
 ADMIN = "bench-admin-" + "f" * 32
 CARD = "4242424242424242"
@@ -80,37 +75,6 @@ async def storm(url: str, session_id: str, product_id: str, tokens: list[str]) -
         return time.perf_counter() - t0, results
 
 
-@contextmanager
-def server_process(env: dict[str, str], log_path: Path) -> Iterator[LiveServer]:
-    """``uvicorn live.app:app_from_env`` in its own process; its log goes to a file (a pipe nobody
-    reads would fill up and stall the server)."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host", "127.0.0.1",
-           "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
-           "--no-access-log", "--log-level", "warning"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, interval=0.1, what="server process")
-        yield LiveServer(url, f"ws://127.0.0.1:{port}", Settings.from_env(env))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def database(kind: str, tmp: Path) -> tuple[str, Any]:
     if kind == "sqlite":
         return services.sqlite_database(tmp), lambda: None
@@ -125,7 +89,7 @@ def run(kind: str, n: int, ratio: float) -> dict[str, Any]:
             env = {"DATABASE_URL": url, "VITRINE_DATA_DIR": tmp, "VITRINE_SECRET_KEY": "b" * 40,
                    "VITRINE_ADMIN_TOKEN": ADMIN, "VITRINE_LOG_LEVEL": "WARNING",
                    "VITRINE_LOG_FORMAT": "text"}
-            with server_process(env, Path(tmp) / "server.log") as srv:
+            with process_server(env, extra_args=["--log-level", "warning"]) as srv:
                 world = build_world(srv, ADMIN)
                 product, store = world["products"][0], world["store"]["id"]
                 stock = max(1, int(n * ratio))
