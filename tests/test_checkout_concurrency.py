@@ -168,3 +168,28 @@ def test_the_same_key_at_the_same_moment_is_one_order(server: LiveServer, world:
     assert _stock(server, product["id"]) == 9
     with server.client(buyer["token"]) as c:
         assert len(c.get("/api/me/orders").json()["items"]) == 1
+
+
+def test_two_processes_one_stock(postgres_url: str, redis_url: str, tmp_path: Any) -> None:
+    """Two server processes (as deployed behind a load balancer) sell the same units: none oversold."""
+    from tests.conftest import SECRET
+    from tests.support.server import process_server
+
+    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "VITRINE_SECRET_KEY": SECRET,
+           "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN, "VITRINE_DATA_DIR": str(tmp_path),
+           "VITRINE_REDIS_PREFIX": "vt" + uuid.uuid4().hex[:8]}
+    with process_server(env) as a, process_server(env) as b:
+        world = build_world(a, ADMIN_TOKEN)
+        pub, product = world["public"]["id"], world["products"][0]
+        set_stock(b, ADMIN_TOKEN, product, world["store"]["id"], 30)
+        buyers = asyncio.run(_buyers(a, pub, ["4242424242424242"] * 80))
+
+        async def both() -> list[tuple[int, dict[str, Any]]]:
+            halves = await asyncio.gather(_storm(a, pub, product["id"], buyers[::2]),
+                                          _storm(b, pub, product["id"], buyers[1::2]))
+            return halves[0] + halves[1]
+
+        answers = asyncio.run(both())
+        counts = Counter(status for status, _ in answers)
+        assert counts == {201: 30, 409: 50}, counts
+        assert _stock(a, product["id"]) == 0
