@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -170,7 +171,7 @@ def test_the_same_key_at_the_same_moment_is_one_order(server: LiveServer, world:
         assert len(c.get("/api/me/orders").json()["items"]) == 1
 
 
-def test_two_processes_one_stock(postgres_url: str, redis_url: str, tmp_path: Any) -> None:
+def test_two_processes_one_stock(postgres_url: str, redis_url: str, tmp_path: Path) -> None:
     """Two server processes (as deployed behind a load balancer) sell the same units: none oversold."""
     from tests.conftest import SECRET
     from tests.support.server import process_server
