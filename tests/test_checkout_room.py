@@ -74,6 +74,11 @@ async def test_deal_events_reach_the_room(server: LiveServer, world: dict[str, A
             assert started["ends_at"] == deal["ends_at"]
             cards = (await h.get(f"/api/sessions/{sid}/products")).json()  # what a late viewer loads
             assert next(c for c in cards if c["pinned"])["deal"]["deal_id"] == deal["deal_id"]
+            late = await viewer(server, sid, "Late")
+            try:
+                assert late.hello["deal"]["deal_id"] == deal["deal_id"]
+            finally:
+                await late.close()
             await h.post(f"/api/sessions/{sid}/deals/{deal['deal_id']}/end")
             ended = await ana.wait_type("deal_ended")
             assert ended["deal_id"] == deal["deal_id"] and ended["end_reason"] == "host"
