@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from live.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, VitrineError
+from live.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    VitrineError,
+)
 
 log = logging.getLogger("vitrine.http")
 T = TypeVar("T")
