@@ -16,7 +16,7 @@ from live.auth import Host, Principal, Staff, Viewer
 from live.config import Settings
 from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
-from live.models import LiveSession
+from live.models import LiveSession, SessionViewer
 from live.sessions import ensure_session
 from rtc.broadcast import Broadcast
 from rtc.peers import Peer, Publisher
@@ -201,6 +201,13 @@ class RelayService:
         session_id = sess.id
         if sess.kind == "private" or who is not None:
             self._check_viewer(session_id, who)
+        if isinstance(who, Viewer):
+            async with self.db.read() as s:
+                row = await s.get(SessionViewer, who.viewer_id)
+            if row is None or row.session_id != session_id:
+                raise Forbidden("this viewer is not part of the session", code="wrong_session")
+            if row.banned:
+                raise Forbidden("you have been removed from this session", code="banned")
         broadcast = self.broadcasts.get(session_id)
         if broadcast is None or not broadcast.codecs:
             self._reject("not_live")

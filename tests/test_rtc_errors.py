@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -82,9 +83,15 @@ async def test_private_stream_needs_a_viewer_token(server: LiveServer, world: di
                             headers=bearer(world["admin"]))
         invite = r.json()[0]["code"]
         invited = Watcher()
-        await invited.watch(http, sid, await join(http, sid, invite))
+        viewer_token = await join(http, sid, invite)
+        await invited.watch(http, sid, viewer_token)
         await await_for(lambda: len(invited.frames) >= 5, 30, what="the invited viewer's frames")
         await invited.close()
+        with sqlite3.connect(server.settings.database_url.removeprefix("sqlite:///")) as db:
+            db.execute("UPDATE viewers SET banned = 1 WHERE session_id = ?", (sid,))
+        with pytest.raises(WhipError) as err:
+            await Watcher().watch(http, sid, viewer_token)
+        assert err.value.status == 403 and '"banned"' in err.value.body
         await host.pc.close()  # type: ignore[union-attr]
 
 
