@@ -81,7 +81,7 @@ class RelayService:
         self.rejected: dict[str, int] = {}
         self.remote: dict[str, RemoteViewer] = {}  # resource id -> viewer on a worker
         self.pool: WorkerPool | None = None
-        self._feeds: dict[tuple[str, int], Callable[[Any], None]] = {}
+        self._feeds: dict[tuple[str, WorkerLink], Callable[[Any], None]] = {}
         self._pool_env: dict[str, str] = {}
         self._pool_size = 0
 
@@ -102,7 +102,7 @@ class RelayService:
     def _worker_left(self, link: WorkerLink, resource_id: str, session_id: str) -> None:
         self.remote.pop(resource_id, None)
         if session_id not in link.sessions():
-            sink = self._feeds.pop((session_id, link.index), None)
+            sink = self._feeds.pop((session_id, link), None)
             b = self.broadcasts.get(session_id)
             if sink is not None and b is not None:
                 b.feeds.discard(sink)
@@ -253,11 +253,11 @@ class RelayService:
             raise
         rv = RemoteViewer(sid, str(reply["resource"]), str(reply.get("etag", '"0"')), str(reply["sdp"]), link)
         self.remote[rv.id] = rv
-        if (sid, link.index) not in self._feeds:
+        if (sid, link) not in self._feeds:
             def sink(frame: Any, link: WorkerLink = link) -> None:
                 link.send_frame(sid, frame)
 
-            self._feeds[(sid, link.index)] = sink
+            self._feeds[(sid, link)] = sink
             broadcast.feeds.add(sink)
         return rv
 

@@ -126,9 +126,9 @@ class WorkerLink:
                 if not fut.done():
                     fut.set_result({"op": "error", "status": 503, "code": "relay_worker_gone",
                                     "detail": "a relay worker is gone"})
-            for rid, sid in list(self.viewers.items()):
+            viewers, self.viewers = self.viewers, {}
+            for rid, sid in viewers.items():
                 self.on_left(self, rid, sid)
-            self.viewers.clear()
             self.writer.close()
 
 
@@ -144,22 +144,38 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
         self._expected = 0
+        self._port = 0
+        self._env: dict[str, str] = {}
+        self._closing = False
+        self.respawned = 0
 
     async def start(self, count: int, env: dict[str, str], wait: float = 30.0) -> None:
         if count <= 0:
             return
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self._expected = count
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._expected, self._env = count, env
         for i in range(count):
-            self.procs.append(subprocess.Popen(  # noqa: ASYNC220, S603 - our own module, returns at once
-                [sys.executable, "-m", "rtc.worker", f"127.0.0.1:{port}", str(i + 1)],
-                env={**os.environ, **env, "VITRINE_RELAY_SECRET": self.secret}))
+            self._spawn_process(i + 1)
         try:
             async with asyncio.timeout(wait):
                 await self._ready.wait()
         except TimeoutError:
             log.error("only %d of %d relay workers connected", len(self.links), count)
+
+    def _spawn_process(self, index: int) -> None:
+        self.procs.append(subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "rtc.worker", f"127.0.0.1:{self._port}", str(index)],
+            env={**os.environ, **self._env, "VITRINE_RELAY_SECRET": self.secret}))
+
+    async def _run_link(self, link: WorkerLink) -> None:
+        await link.run()
+        for proc in self.procs:
+            proc.poll()  # reap a worker that exited
+        if not self._closing:  # a worker died: its viewers reconnect elsewhere; start a new one
+            log.warning("relay worker %d is gone; starting another", link.index)
+            self.respawned += 1
+            self._spawn_process(link.index)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -176,7 +192,7 @@ class WorkerPool:
         self.links.append(link)
         if len(self.links) >= self._expected:
             self._ready.set()
-        task = asyncio.ensure_future(link.run())
+        task = asyncio.ensure_future(self._run_link(link))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -184,6 +200,7 @@ class WorkerPool:
         return [link for link in self.links if not link.closed]
 
     async def close(self) -> None:
+        self._closing = True
         for link in self.links:
             link.writer.close()
         if self._server is not None:
@@ -199,3 +216,4 @@ class WorkerPool:
                 await asyncio.to_thread(proc.wait, 10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                await asyncio.to_thread(proc.wait, 10)

@@ -60,7 +60,6 @@ async def test_keyframe_requests_are_coalesced() -> None:
     await asyncio.sleep(0)
     assert len(sent) == 1
     await await_for(lambda: len(sent) == 2, 5, what="the deferred keyframe request")
-    assert sent[1] - sent[0] >= 0.9
     b.close()
 
 

@@ -62,3 +62,31 @@ async def test_worker_serves_viewers_from_the_origins_feed(server: LiveServer, w
             await w.close()
         await again.pc.close()  # type: ignore[union-attr]
         await await_for(lambda: not relay.remote and not relay.peers, 40, what="all viewers released")
+
+
+async def test_a_dead_worker_is_replaced(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    host = Host("vp8", audio=False)
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await await_for(lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link")
+        local, remote = Watcher(), Watcher()
+        await local.watch(http, sid, None, kinds=("video",))
+        await remote.watch(http, sid, None, kinds=("video",))
+        assert len(relay.remote) == 1
+        await await_for(lambda: len(remote.frames) >= 5, 30, what="frames from the worker")
+        first = relay.pool.live_links()[0]
+        relay.pool.procs[0].kill()  # the worker process we started dies
+        await await_for(lambda: first.closed and not relay.remote, 20, what="its viewers released")
+        await await_for(lambda: relay.pool.live_links(), 30, what="a new worker")
+        assert relay.pool.respawned == 1
+        count = len(local.frames)
+        await await_for(lambda: len(local.frames) > count + 10, 30, what="the origin's viewer keeps watching")
+        again = Watcher()
+        await again.watch(http, sid, None, kinds=("video",))
+        assert len(relay.remote) == 1, "the new worker takes viewers"
+        await await_for(lambda: len(again.frames) >= 5, 30, what="frames from the new worker")
+        for w in (local, remote, again):
+            await w.close()
+        await host.pc.close()  # type: ignore[union-attr]
