@@ -51,6 +51,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await asyncio.sleep(REAP_EVERY)
             try:
                 await relay.reap()
+                await relay.close_ended()
             except Exception:
                 log.exception("reaping peers failed")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
+from sqlalchemy import select
 
 from live.auth import Host, Principal, Staff, Viewer
 from live.config import Settings
@@ -334,6 +335,26 @@ class RelayService:
         return {"session_id": session_id, "host": host, "publisher": publisher,
                 "viewers": {"count": count, "items": items},
                 "workers": 1 + (len(self.pool.live_links()) if self.pool is not None else 0)}
+
+    async def close_ended(self) -> list[str]:
+        """Stop the streams of sessions that have ended (the host's and every viewer's connection)."""
+        if not self.broadcasts:
+            return []
+        ids = list(self.broadcasts)
+        async with self.db.read() as s:
+            ended = list((await s.scalars(select(LiveSession.id).where(LiveSession.id.in_(ids),
+                                                                       LiveSession.status == "ended"))).all())
+        for sid in ended:
+            pub = self.publishers.pop(sid, None)
+            if pub is not None:
+                pub.on_end = None
+                await self._drop(pub)
+            for peer in [p for p in self.peers.values() if p.session_id == sid]:
+                await self._drop(peer)
+            for rv in [r for r in self.remote.values() if r.session_id == sid]:
+                rv.link.leave(rv.id)
+            self._forget_if_idle(sid)
+        return ended
 
     async def reap(self, max_age: float = 30.0) -> int:
         """Close peers that never connected (a closed tab before ICE finished)."""

@@ -263,3 +263,24 @@ async def test_leaving_frees_every_resource(server: LiveServer, world: dict[str,
         await leaves.close()
         await host.pc.close()  # type: ignore[union-attr]
         await await_for(lambda: not relay.peers and not relay.broadcasts, 30, what="everything released")
+
+
+async def test_ending_the_session_stops_the_stream(server: LiveServer, world: dict[str, Any]) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    host = Host("vp8", audio=False)
+    watcher = Watcher()
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await watcher.watch(http, sid, None, kinds=("video",))
+        await await_for(lambda: len(watcher.frames) >= 5, 30, what="frames")
+        r = await http.post(f"/api/sessions/{sid}/end", headers={"authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+        await await_for(lambda: not relay.peers and sid not in relay.broadcasts, 30, what="the stream stopped")
+        await await_for(lambda: watcher.pc.connectionState == "closed", 30,  # type: ignore[union-attr]
+                        what="the viewer's connection closed")
+        again = Host("vp8", audio=False)
+        with pytest.raises(WhipError) as err:
+            await again.publish(http, sid, token)
+        assert err.value.status == 409 and '"session_ended"' in err.value.body
+        await close_all(host, watcher)
