@@ -197,7 +197,6 @@ class Viewer(Peer):
         self.senders: dict[str, Any] = {}
         self.nacks = 0
         self.keyframe_requests = 0
-        self.attached = False
 
     async def start(self, offer: Offer) -> str:
         for kind in offer.kinds:
@@ -213,7 +212,11 @@ class Viewer(Peer):
             self.senders[kind] = t.sender
         if not self.tracks:
             raise unsupported_codec(offer.kinds[0], None)
-        return await self._answer(offer)
+        answer = await self._answer(offer)
+        # Attach now: the keyframe is requested while ICE and DTLS connect, and waits in the track.
+        for track in self.tracks.values():
+            self.broadcast.attach(track)
+        return answer
 
     def _codec_error(self, message: str) -> Exception:
         kind = "video" if "video" in message else "audio"
@@ -225,13 +228,6 @@ class Viewer(Peer):
 
     def _nack(self, count: int) -> None:
         self.nacks += count
-
-    async def _state_changed(self) -> None:
-        if self.state == "connected" and not self.attached:
-            self.attached = True
-            for track in self.tracks.values():
-                self.broadcast.attach(track)
-        await super()._state_changed()
 
     def detach(self) -> None:
         for track in self.tracks.values():

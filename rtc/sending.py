@@ -156,6 +156,8 @@ class ViewerSender:
         getattr(sender, M + "rtp_started").set()
         self.configure(codec)
         self.track.sender = self
+        if self.track.waiting_keyframe and not self.track.queued:
+            self.track.on_overflow()  # its join keyframe was lost while connecting: ask again
         try:
             while True:
                 out = await self.track.next()

@@ -63,7 +63,8 @@ class ViewerTrack(MediaStreamTrack):
             self._queue.clear()
             if self.kind == "video":
                 self.waiting_keyframe = True
-                self.on_overflow()
+                if self.sender is not None:  # not yet connected: ask when it is (ViewerSender.run_rtp)
+                    self.on_overflow()
                 return
         self.frames_queued += 1
         if not self._queue and self.sender is not None and self.sender.send_now(out):
