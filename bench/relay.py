@@ -59,10 +59,12 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
                 first = asyncio.get_running_loop().create_future()
                 state = {"frames": 0}
 
-                def sink(codec: Any, frame: Any, first: Any = first, state: Any = state) -> None:
+                def sink(codec: Any, frame: Any, first: Any = first, state: Any = state, pc: Any = pc) -> None:
                     state["frames"] += 1
                     if not first.done():
                         first.set_result(time.monotonic())
+                        for receiver in pc.getReceivers():  # from now on only count packets: a light client
+                            receiver._enabled = False
 
                 t = pc.addTransceiver("video", direction="recvonly")
                 hooks.tap_receiver(t.receiver, sink, lambda: None)
@@ -80,15 +82,12 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
                 await asyncio.sleep(stagger)
             print(json.dumps({"ready": True}), flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-            received = lost = frames = 0
+            received = 0
             for r in results:
-                frames += r["state"]["frames"]
-                for recv in r["pc"].getReceivers():
-                    for s in (await recv.getStats()).values():
-                        if getattr(s, "type", "") == "inbound-rtp":
-                            received += s.packetsReceived or 0
-                            lost += max(0, s.packetsLost or 0)
-            print(json.dumps({"done": True, "received": received, "lost": lost, "frames": frames}), flush=True)
+                for s in (await r["pc"].getStats()).values():
+                    if getattr(s, "type", "") == "transport":
+                        received += s.packetsReceived or 0
+            print(json.dumps({"done": True, "received": received}), flush=True)
             for pc in pcs:
                 await pc.close()
 
@@ -216,6 +215,7 @@ async def server_sent(url: str, sid: str) -> dict[str, int]:
     if st["host"] != "publishing" or os.environ.get("BENCH_DEBUG"):
         print(f"        host is {st['host']}: {st['publisher']}", flush=True)
     return {"count": st["viewers"]["count"], "packets_sent": sum(i["packets_sent"] for i in items),
+            "total_sent": sum(i["packets_sent"] for i in items),
             "dropped": sum(i["frames_dropped"] for i in items)}
 
 
@@ -236,6 +236,7 @@ async def run_case(url: str, server: psutil.Process, sid: str, n: int, window: f
     mem = rss(family(server))
     cores = (c1 - c0) / (t1 - t0)
     done: list[dict[str, Any]] = []
+    s2 = await server_sent(url, sid)
     for v in viewers:
         assert v.stdin is not None
         v.stdin.close()
@@ -243,7 +244,7 @@ async def run_case(url: str, server: psutil.Process, sid: str, n: int, window: f
     for v in viewers:
         v.wait(30)
     received = sum(d.get("received", 0) for d in done)
-    lost = sum(d.get("lost", 0) for d in done)
+    lost = max(0, s2["total_sent"] - received)
     per_viewer = max(cores - base_cpu, 1e-9) / max(n - len(errors), 1)
     sent = s1["packets_sent"] - s0["packets_sent"]
     per_packet = max(c1 - c0 - base_cpu * (t1 - t0), 1e-9) / max(sent, 1)
@@ -253,7 +254,7 @@ async def run_case(url: str, server: psutil.Process, sid: str, n: int, window: f
             "mem_per_viewer_kb": (mem - base_rss) / max(n, 1) / 1024,
             "ttff_p50": statistics.median(ttff) if ttff else None,
             "ttff_p95": ttff[min(len(ttff) - 1, int(len(ttff) * 0.95))] if ttff else None,
-            "received": received, "lost": lost}
+            "received": received, "lost": lost, "sent": s2["total_sent"]}
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -263,7 +264,7 @@ async def bench(args: argparse.Namespace) -> None:
           f"{os.cpu_count()} cores (shared)\n")
     header = (f"{'workers':>7} {'N':>5} {'ok':>5} {'srv cores':>9} {'cpu/viewer':>10} {'viewers/core':>12} "
               f"{'us/packet':>9} {'pkt/s/viewer':>12} {'norm v/core':>11} "
-              f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'received':>9} {'lost':>6}")
+              f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'sent':>8} {'lost':>6}")
     expected_pps = rate / 8 / 1100 + 50  # ~1100-byte video payloads, plus 50 Opus packets a second
     print(header)
     for workers in args.workers:
@@ -290,7 +291,7 @@ async def bench(args: argparse.Namespace) -> None:
                     print(f"{workers:>7} {n:>5} {r['ok']:>5} {r['cores']:>9.2f} {r['cpu_per_viewer_pct']:>9.2f}% "
                           f"{r['viewers_per_core']:>12.0f} {r['us_per_packet']:>9.1f} {r['sent_rate']:>12.0f} "
                           f"{norm:>11.0f} {r['mem_per_viewer_kb']:>7.0f} KB {p50:>9} {p95:>9} "
-                          f"{r['received']:>9} {r['lost']:>6}", flush=True)
+                          f"{r['sent']:>8} {r['lost']:>6}", flush=True)
                     if r["errors"]:
                         print(f"        errors: {r['errors']}")
                 assert pub.stdin is not None
@@ -307,7 +308,8 @@ async def bench(args: argparse.Namespace) -> None:
           "no-viewer baseline; us/packet: server CPU per RTP packet sent to viewers; norm v/core: viewers "
           f"per core at {expected_pps:.0f} packets/s per viewer (what a viewer of this stream needs), from "
           "us/packet, so it holds even when starved viewer processes take fewer packets; ttff: WHEP POST to "
-          "first video frame for viewers joining one by one.")
+          "first video frame for viewers joining one by one; sent: RTP packets the relay sent to the viewers; lost: "
+          "sent minus what the viewers' transports received (RTCP counted as received, so a lower bound).")
 
 
 def main() -> None:
