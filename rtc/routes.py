@@ -117,15 +117,17 @@ async def resource_options(request: Request) -> Response:
 
 
 @doc("WHIP stop publishing (viewers stay connected and see the host away)", tag="rtc",
-     auth="holder of the resource URL", responses={200: "stopped", 404: "resource_not_found"})
+     auth="host or staff", responses={200: "stopped", 404: "resource_not_found"})
 async def whip_delete(request: Request) -> Response:
+    require_host_or_staff(request, request.path_params["id"])
     await _relay(request).stop(request.path_params["id"], request.path_params["resource"], "publisher")
     return Response(status_code=200, headers=CORS)
 
 
-@doc("WHIP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="holder of the resource URL",
+@doc("WHIP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="host or staff",
      responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"})
 async def whip_patch(request: Request) -> Response:
+    require_host_or_staff(request, request.path_params["id"])
     return await _patch(request, "publisher")
 
 

@@ -47,7 +47,7 @@ async def test_bad_requests_get_json_errors(server: LiveServer, world: dict[str,
         assert r.status_code == 400 and "must send" in r.json()["detail"]
         r = await http.post("/whip/se_nope", content=offer, headers={**SDP, **bearer(world["admin"])})
         assert r.status_code == 404
-        r = await http.delete(f"/whip/{sid}/nope")
+        r = await http.delete(f"/whip/{sid}/nope", headers=bearer(token))
         assert r.status_code == 404 and r.json()["error"] == "resource_not_found"
         await pc.close()
 
@@ -143,7 +143,7 @@ async def test_whip_options_patch_and_links(server: LiveServer, world: dict[str,
         host = Host(audio=False)
         conn = await host.publish(http, sid, token)
         frag = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
-        headers = {"content-type": "application/trickle-ice-sdpfrag", "if-match": conn.etag}
+        headers = {"content-type": "application/trickle-ice-sdpfrag", "if-match": conn.etag, **bearer(token)}
         r = await http.patch(conn.location, content=frag, headers=headers)
         assert r.status_code == 204, r.text
         r = await http.patch(conn.location, content=frag, headers={**headers, "if-match": '"stale"'})
@@ -152,7 +152,7 @@ async def test_whip_options_patch_and_links(server: LiveServer, world: dict[str,
         assert r.status_code == 422 and r.json()["error"] == "ice_restart_unsupported"
         r = await http.options(conn.location)
         assert r.status_code == 204 and "DELETE" in r.headers["allow"]
-        r = await http.delete(conn.location)
+        r = await http.delete(conn.location, headers=bearer(token))
         assert r.status_code == 200
         await host.pc.close()  # type: ignore[union-attr]
 

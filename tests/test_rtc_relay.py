@@ -227,6 +227,8 @@ async def test_host_may_replace_own_connection_but_others_get_409(server: LiveSe
                         or server.app.state.relay.publishers[sid].pc is not None, 10)
         assert server.app.state.relay.publishers[sid].id in c.conn.location  # type: ignore[union-attr]
         r = await http.delete(c.conn.location)  # type: ignore[union-attr]
+        assert r.status_code == 401, "only the host or staff may stop publishing"
+        r = await http.delete(c.conn.location, headers={"authorization": f"Bearer {token}"})  # type: ignore[union-attr]
         assert r.status_code == 200
         assert sid not in server.app.state.relay.publishers
         for h in (a, c):
