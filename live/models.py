@@ -157,6 +157,7 @@ class Question(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     viewer_id: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(80), default="")
     text: Mapped[str] = mapped_column(Text)
     votes: Mapped[int] = mapped_column(Integer, default=0)
     answered: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -66,6 +66,7 @@ async def test_questions_votes_and_answers(server: LiveServer, world: dict[str, 
         await bo.error("question_not_found")
         late = await viewer(server, sid, "Cy")
         assert [x["question_id"] for x in late.hello["questions"]] == [q2["question_id"], q["question_id"]]
+        assert [x["name"] for x in late.hello["questions"]] == [q2["name"], q["name"]] and q["name"]
         await host.send("answer", question_id=q["question_id"])
         done = await bo.wait_type("question_updated", question_id=q["question_id"], answered=True)
         assert done["votes"] == 0

@@ -129,7 +129,7 @@ class RoomService:
     async def _on_question(self, conn: Connection, state: RoomState, text: str) -> None:
         await self._check_speech(conn, state, text)
         qid = new_id("qu")
-        row = Question(id=qid, session_id=conn.session_id, viewer_id=conn.actor_id, text=text, votes=0,
+        row = Question(id=qid, session_id=conn.session_id, viewer_id=conn.actor_id, name=conn.name, text=text, votes=0,
                        answered=False, deleted=False, created_at=now_ms())
         await self._publish(conn.session_id, "question", {
             "question_id": qid, "viewer_id": conn.actor_id, "name": conn.name, "text": text, "votes": 0,

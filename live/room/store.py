@@ -112,7 +112,7 @@ async def recent_chat(db: Database, session_id: str, limit: int) -> list[dict[st
 
 
 def question_json(q: Question) -> dict[str, Any]:
-    return {"question_id": q.id, "viewer_id": q.viewer_id, "text": q.text, "votes": q.votes,
+    return {"question_id": q.id, "viewer_id": q.viewer_id, "name": q.name, "text": q.text, "votes": q.votes,
             "answered": q.answered, "ts": q.created_at}
 
 
