@@ -32,6 +32,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality that also accepts non-ASCII input (a header decoded as latin-1,
+    a query parameter): ``hmac.compare_digest`` raises TypeError on non-ASCII ``str``."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 class Signer:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(("vitrine:" + secret).encode()).digest()
@@ -50,7 +56,7 @@ class Signer:
             version, body, mac = token.split(".")
         except ValueError:
             raise Unauthorized("malformed token", code="invalid_token") from None
-        if version != "v1" or not hmac.compare_digest(mac, self._mac(purpose, body)):
+        if version != "v1" or not _same(mac, self._mac(purpose, body)):
             raise Unauthorized("token signature is not valid", code="invalid_token")
         try:
             payload = orjson.loads(_unb64(body))
@@ -110,7 +116,7 @@ class Tokens:
                                 ttl or self.viewer_ttl)
 
     def read(self, token: str) -> Principal:
-        if self._admin and len(token) >= 16 and hmac.compare_digest(token, self._admin):
+        if self._admin and len(token) >= 16 and _same(token, self._admin):
             return Staff(staff_id=None, role="admin")
         p = self.signer.verify("token", token)
         kind = p.get("k")
