@@ -70,7 +70,27 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
         raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object", code="invalid_json")
+    if b"u0000" in raw and _has_nul(data):
+        raise ValidationFailed("text must not contain NUL characters (\\u0000)")
     return data
+
+
+def _has_nul(value: Any) -> bool:
+    """True when any string (key or value) in a decoded JSON document holds a NUL character:
+    PostgreSQL cannot store one, and no field of ours has a use for it. Iterative, so a deeply
+    nested document cannot exhaust the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 _MISSING = object()
