@@ -185,6 +185,19 @@ def require_host_or_staff(conn: HTTPConnection, session_id: str) -> Staff | Host
     raise Forbidden("only this session's host or staff may do this", code="host_only")
 
 
+def staff_may_act(by: Staff, store_id: str, host_id: str | None = None) -> bool:
+    """Admins and marketers act on every store; an associate on their own store's sessions
+    and clients, or on a session they host."""
+    if by.role != "associate":
+        return True
+    return by.store_id == store_id or (host_id is not None and by.staff_id == host_id)
+
+
+def check_store(by: Staff, store_id: str, host_id: str | None = None) -> None:
+    if not staff_may_act(by, store_id, host_id):
+        raise Forbidden("an associate acts on their own store's sessions and clients only", code="other_store")
+
+
 def require_viewer(conn: HTTPConnection, session_id: str | None = None) -> Viewer:
     p = principal(conn)
     if not isinstance(p, Viewer):

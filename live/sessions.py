@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Product
-from live.auth import Host, Principal, Staff, Tokens, Viewer
+from starlette.requests import HTTPConnection
+
+from live.auth import Host, Principal, Staff, Tokens, Viewer, check_store, require_host_or_staff
 from live.db import Database, new_id, now_ms
 from live.directory import get_or_404
 from live.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -42,6 +44,15 @@ def session_json(s: LiveSession, *, full: bool = True, product_ids: list[str] | 
             "started_at": s.started_at, "ended_at": s.ended_at,
             "pinned_product_id": s.pinned_product_id,
             **({"product_ids": product_ids} if product_ids is not None else {})}
+
+
+async def require_session_actor(conn: HTTPConnection, session_id: str) -> Staff | Host:
+    """This session's host token, or staff allowed to act on its store (see :func:`staff_may_act`)."""
+    who = require_host_or_staff(conn, session_id)
+    if isinstance(who, Staff) and who.role == "associate":
+        sess = await ensure_session(conn.app.state.db, session_id)
+        check_store(who, sess.store_id, sess.host_id)
+    return who
 
 
 def can_see_private(p: Principal | None, session_id: str) -> bool:
@@ -82,6 +93,7 @@ class SessionService:
             host = await get_or_404(s, StaffMember, host_id, "staff")
             if by.role == "associate" and by.staff_id != host_id:
                 raise Forbidden("an associate may only create sessions they host", code="role_required")
+            check_store(by, store_id)
             if host.role not in ("associate", "admin"):
                 raise ValidationFailed("the host must be an associate", code="invalid")
             if product_ids:
@@ -155,6 +167,7 @@ class SessionService:
         out = []
         async with self.db.write() as s:
             sess = await get_or_404(s, LiveSession, session_id, "session")
+            check_store(by, sess.store_id, sess.host_id)
             if sess.kind != "private":
                 raise Conflict("public sessions need no invites", code="not_private")
             if associate_id is not None:

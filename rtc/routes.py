@@ -7,7 +7,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from live.api import doc
-from live.auth import Host, Staff, principal, require_host_or_staff
+from live.auth import Host, Staff, principal
+from live.sessions import require_session_actor
 from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
 from live.http import JSON, read_body
 from rtc.peers import Peer
@@ -65,7 +66,7 @@ async def _negotiate(request: Request, prefix: str) -> Response:
     sid = request.path_params["id"]
     relay = _relay(request)
     publishing = prefix == "whip"
-    who = require_host_or_staff(request, sid) if publishing else principal(request, required=False)
+    who = await require_session_actor(request, sid) if publishing else principal(request, required=False)
     sess = await relay.session(sid)
     offer = parse_offer(await _offer_body(request), sending=publishing)
     if publishing:
@@ -119,7 +120,7 @@ async def resource_options(request: Request) -> Response:
 @doc("WHIP stop publishing (viewers stay connected and see the host away)", tag="rtc",
      auth="host or staff", responses={200: "stopped", 404: "resource_not_found"})
 async def whip_delete(request: Request) -> Response:
-    require_host_or_staff(request, request.path_params["id"])
+    await require_session_actor(request, request.path_params["id"])
     await _relay(request).stop(request.path_params["id"], request.path_params["resource"], "publisher")
     return Response(status_code=200, headers=CORS)
 
@@ -127,7 +128,7 @@ async def whip_delete(request: Request) -> Response:
 @doc("WHIP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="host or staff",
      responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"})
 async def whip_patch(request: Request) -> Response:
-    require_host_or_staff(request, request.path_params["id"])
+    await require_session_actor(request, request.path_params["id"])
     return await _patch(request, "publisher")
 
 
@@ -156,7 +157,7 @@ async def whep_patch(request: Request) -> Response:
      auth="host or staff", tag="rtc", responses={200: "stats"})
 async def stream_stats(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
+    await require_session_actor(request, sid)
     return JSON(await _relay(request).stream_stats(sid))
 
 

@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from live import directory
 from live.api import doc
-from live.auth import require_staff
+from live.auth import check_store, require_staff
 from live.http import JSON, json_body, query_int
 from live.models import Client, StaffMember, Store
 
@@ -58,24 +58,32 @@ async def get_staff(request: Request) -> Response:
 
 @doc("List clients (`?store_id=&associate_id=&limit=&offset=`)", auth="staff")
 async def list_clients(request: Request) -> Response:
-    require_staff(request)
+    staff = require_staff(request)
     q = request.query_params
+    store_id = q.get("store_id")
+    if staff.role == "associate":  # an associate's client book is their own store's
+        store_id = store_id or staff.store_id or ""
+        check_store(staff, store_id)
     return JSON(await directory.list_clients(
-        request.app.state.db, store_id=q.get("store_id"), associate_id=q.get("associate_id"),
+        request.app.state.db, store_id=store_id, associate_id=q.get("associate_id"),
         limit=query_int(request, "limit", 500, 1, 5000), offset=query_int(request, "offset", 0)))
 
 
 @doc("Create a client `{store_id, name, associate_id?, email?, phone?, city?}`", auth="staff", body=_OBJ,
      responses={201: "created"})
 async def create_client(request: Request) -> Response:
-    require_staff(request)
-    return JSON(await directory.create_client(request.app.state.db, await json_body(request)), status_code=201)
+    staff = require_staff(request)
+    data = await json_body(request)
+    if isinstance(data.get("store_id"), str):
+        check_store(staff, data["store_id"])
+    return JSON(await directory.create_client(request.app.state.db, data), status_code=201)
 
 
 @doc("Show one client", auth="staff", responses={404: "unknown client"})
 async def get_client(request: Request) -> Response:
-    require_staff(request)
+    staff = require_staff(request)
     c = await directory.get_one(request.app.state.db, Client, request.path_params["id"], "client")
+    check_store(staff, c.store_id)
     return JSON(directory.client_json(c))
 
 

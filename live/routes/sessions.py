@@ -9,9 +9,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from live.api import doc
-from live.auth import VIEWER_COOKIE, principal, require_host_or_staff, require_staff
+from live.auth import VIEWER_COOKIE, principal, require_staff
 from live.http import JSON, field, json_body, query_int
-from live.sessions import SessionService
+from live.sessions import SessionService, require_session_actor
 
 ANON_COOKIE_TTL = 365 * 24 * 3600
 
@@ -85,14 +85,14 @@ async def join_session(request: Request) -> Response:
      responses={409: "session_ended"})
 async def start_session(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
+    await require_session_actor(request, sid)
     return JSON(await _svc(request).set_status(sid, "live"))
 
 
 @doc("End: status → ended, broadcast to the room", auth="host or staff", responses={409: "session_ended"})
 async def end_session(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
+    await require_session_actor(request, sid)
     return JSON(await _svc(request).set_status(sid, "ended"))
 
 
