@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-
-from catalog.models import Product
 from starlette.requests import HTTPConnection
 
+from catalog.models import Product
 from live.auth import Host, Principal, Staff, Tokens, Viewer, check_store, require_host_or_staff
 from live.db import Database, new_id, now_ms
 from live.directory import get_or_404

@@ -8,9 +8,9 @@ from starlette.routing import BaseRoute, Route
 
 from live.api import doc
 from live.auth import Host, Staff, principal
-from live.sessions import require_session_actor
 from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
 from live.http import JSON, read_body
+from live.sessions import require_session_actor
 from rtc.peers import Peer
 from rtc.sdp import MAX_SDP_BYTES, parse_offer
 from rtc.service import RelayService, RemoteViewer
