@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.db import Database, new_id
-from live.errors import NotFound, ValidationFailed
+from live.errors import Conflict, NotFound, ValidationFailed
 from live.http import field, str_list
 from live.models import STAFF_ROLES, Client, StaffMember, Store
 
@@ -89,7 +90,9 @@ async def list_staff(db: Database, *, store_id: str | None = None, role: str | N
 async def create_client(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     store_id = field(data, "store_id", str)
     associate_id = field(data, "associate_id", str, default=None)
-    client = Client(id=field(data, "id", str, default=None) or new_id("cl"), store_id=store_id,
+    client_id = field(data, "id", str, default=None, check=lambda v: 0 < len(v) <= 40 and v.isprintable(),
+                      why="must be 1 to 40 printable characters")
+    client = Client(id=client_id or new_id("cl"), store_id=store_id,
                     associate_id=associate_id, name=_text(data, "name"),
                     email=_text(data, "email", default="", max_len=200),
                     phone=_text(data, "phone", default="", max_len=50),
@@ -98,7 +101,13 @@ async def create_client(db: Database, data: dict[str, Any]) -> dict[str, Any]:
         await get_or_404(s, Store, store_id, "store")
         if associate_id is not None:
             await get_or_404(s, StaffMember, associate_id, "staff")
+        if client_id is not None and await s.get(Client, client_id) is not None:
+            raise Conflict(f"a client {client_id!r} exists already", code="client_exists")
         s.add(client)
+        try:
+            await s.flush()
+        except IntegrityError as exc:  # the same id created twice at once
+            raise Conflict(f"a client {client_id!r} exists already", code="client_exists") from exc
     return client_json(client)
 
 

@@ -31,3 +31,12 @@ def test_deeply_nested_body_with_nul_is_rejected(server: LiveServer, world: dict
     with server.client(world["admin"]) as c:
         r = c.post("/api/stores", content=body, headers={"content-type": "application/json"})
     _is_error(r, 422)
+
+
+def test_client_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, world: dict[str, Any]) -> None:
+    store = world["store"]["id"]
+    with server.client(world["admin"]) as c:
+        _is_error(c.post("/api/clients", json={"store_id": store, "name": "Long", "id": "c" * 500}), 422)
+        assert c.post("/api/clients", json={"store_id": store, "name": "A", "id": "crm-42"}).status_code == 201
+        _is_error(c.post("/api/clients", json={"store_id": store, "name": "B", "id": "crm-42"}), 409)
+        assert c.get("/api/clients/crm-42").json()["name"] == "A"
