@@ -153,8 +153,12 @@ async def dashboard(request: Request) -> Response:
 @doc("Static files of the pages (scripts, styles, vendored libraries)", tag="pages", responses={404: "none"})
 async def static(request: Request) -> Response:
     rel = request.path_params["path"]
-    path = (STATIC / rel).resolve()
-    if not path.is_relative_to(STATIC) or not path.is_file() or any(p.startswith(".") for p in path.parts):
+    try:  # a name too long, a NUL byte: the OS or pathlib refuse it, which is "no such file"
+        path = (STATIC / rel).resolve()
+        found = path.is_relative_to(STATIC) and path.is_file() and not any(p.startswith(".") for p in path.parts)
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise NotFound("no such file", code="not_found")
     ctype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     headers = {"cache-control": "no-cache", "x-content-type-options": "nosniff"}
