@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.db import Database, new_id
-from live.errors import Conflict, NotFound, ValidationFailed
+from live.errors import Conflict, NotFound
 from live.http import field, str_list
 from live.models import STAFF_ROLES, Client, StaffMember, Store
 
@@ -41,9 +41,27 @@ async def get_or_404(session: AsyncSession, model: type[Any], id_: str, what: st
     return obj
 
 
+def _chosen_id(data: dict[str, Any], prefix: str) -> str:
+    """The caller's own ``id`` (1 to 40 printable characters, e.g. from a CRM) or a new one."""
+    chosen = field(data, "id", str, default=None, check=lambda v: 0 < len(v) <= 40 and v.isprintable(),
+                   why="must be 1 to 40 printable characters")
+    return chosen or new_id(prefix)
+
+
+async def _add_new(s: AsyncSession, obj: Any, what: str) -> None:
+    """Add a row whose id the caller may have chosen: 409 ``already_exists`` when it is taken."""
+    if await s.get(type(obj), obj.id) is not None:
+        raise Conflict(f"a {what} {obj.id!r} exists already", code="already_exists")
+    s.add(obj)
+    try:
+        await s.flush()
+    except IntegrityError as exc:  # the same id created twice at once
+        raise Conflict(f"a {what} {obj.id!r} exists already", code="already_exists") from exc
+
+
 async def create_store(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     store = Store(
-        id=field(data, "id", str, default=None) or new_id("st"),
+        id=_chosen_id(data, "st"),
         name=_text(data, "name"),
         city=_text(data, "city", default="", max_len=100),
         country=field(data, "country", str, default="", check=lambda v: len(v) in (0, 2), why="is ISO 3166 alpha-2"),
@@ -51,9 +69,7 @@ async def create_store(db: Database, data: dict[str, Any]) -> dict[str, Any]:
         blocked_words=str_list(data, "blocked_words", default=[]),
     )
     async with db.write() as s:
-        if await s.get(Store, store.id) is not None:
-            raise ValidationFailed(f"store {store.id!r} exists", code="already_exists")
-        s.add(store)
+        await _add_new(s, store, "store")
     return store_json(store)
 
 
@@ -68,12 +84,12 @@ async def list_stores(db: Database, *, live_enabled: bool | None = None) -> list
 async def create_staff(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     role = field(data, "role", str, check=lambda v: v in STAFF_ROLES, why=f"must be one of {STAFF_ROLES}")
     store_id = field(data, "store_id", str, default=None)
-    member = StaffMember(id=field(data, "id", str, default=None) or new_id("sf"), name=_text(data, "name"),
+    member = StaffMember(id=_chosen_id(data, "sf"), name=_text(data, "name"),
                          role=role, store_id=store_id, email=_text(data, "email", default="", max_len=200))
     async with db.write() as s:
         if store_id is not None:
             await get_or_404(s, Store, store_id, "store")
-        s.add(member)
+        await _add_new(s, member, "staff member")
     return staff_json(member)
 
 
@@ -90,9 +106,7 @@ async def list_staff(db: Database, *, store_id: str | None = None, role: str | N
 async def create_client(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     store_id = field(data, "store_id", str)
     associate_id = field(data, "associate_id", str, default=None)
-    client_id = field(data, "id", str, default=None, check=lambda v: 0 < len(v) <= 40 and v.isprintable(),
-                      why="must be 1 to 40 printable characters")
-    client = Client(id=client_id or new_id("cl"), store_id=store_id,
+    client = Client(id=_chosen_id(data, "cl"), store_id=store_id,
                     associate_id=associate_id, name=_text(data, "name"),
                     email=_text(data, "email", default="", max_len=200),
                     phone=_text(data, "phone", default="", max_len=50),
@@ -101,13 +115,7 @@ async def create_client(db: Database, data: dict[str, Any]) -> dict[str, Any]:
         await get_or_404(s, Store, store_id, "store")
         if associate_id is not None:
             await get_or_404(s, StaffMember, associate_id, "staff")
-        if client_id is not None and await s.get(Client, client_id) is not None:
-            raise Conflict(f"a client {client_id!r} exists already", code="client_exists")
-        s.add(client)
-        try:
-            await s.flush()
-        except IntegrityError as exc:  # the same id created twice at once
-            raise Conflict(f"a client {client_id!r} exists already", code="client_exists") from exc
+        await _add_new(s, client, "client")
     return client_json(client)
 
 

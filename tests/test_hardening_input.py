@@ -33,10 +33,15 @@ def test_deeply_nested_body_with_nul_is_rejected(server: LiveServer, world: dict
     _is_error(r, 422)
 
 
-def test_client_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, world: dict[str, Any]) -> None:
+def test_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, world: dict[str, Any]) -> None:
     store = world["store"]["id"]
     with server.client(world["admin"]) as c:
-        _is_error(c.post("/api/clients", json={"store_id": store, "name": "Long", "id": "c" * 500}), 422)
-        assert c.post("/api/clients", json={"store_id": store, "name": "A", "id": "crm-42"}).status_code == 201
-        _is_error(c.post("/api/clients", json={"store_id": store, "name": "B", "id": "crm-42"}), 409)
-        assert c.get("/api/clients/crm-42").json()["name"] == "A"
+        for path, body in (("/api/clients", {"store_id": store, "name": "A"}), ("/api/stores", {"name": "A"}),
+                           ("/api/staff", {"name": "A", "role": "marketer"})):
+            _is_error(c.post(path, json={**body, "id": "c" * 500}), 422)
+            _is_error(c.post(path, json={**body, "id": "tab\there"}), 422)
+            assert c.post(path, json={**body, "id": "crm-42"}).status_code == 201
+            r = c.post(path, json={**body, "name": "B", "id": "crm-42"})
+            _is_error(r, 409)
+            assert r.json()["error"] == "already_exists"
+            assert c.get(f"{path}/crm-42").json()["name"] == "A"
