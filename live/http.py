@@ -94,6 +94,7 @@ def _has_nul(value: Any) -> bool:
 
 
 _MISSING = object()
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what every database column of ours can hold
 
 
 def field(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...], *, default: Any = _MISSING,
@@ -109,6 +110,8 @@ def field(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...], *, 
         raise ValidationFailed(f"`{name}` must be {_kind_name(kinds)}")
     if not isinstance(value, kinds):
         raise ValidationFailed(f"`{name}` must be {_kind_name(kinds)}")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValidationFailed(f"`{name}` is out of range (64-bit integers only)")
     if check is not None and not check(value):
         raise ValidationFailed(f"`{name}` {why or 'is invalid'}")
     return value

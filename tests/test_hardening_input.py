@@ -45,3 +45,13 @@ def test_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, wor
             _is_error(r, 409)
             assert r.json()["error"] == "already_exists"
             assert c.get(f"{path}/crm-42").json()["name"] == "A"
+
+
+def test_integers_beyond_64_bits_are_rejected(server: LiveServer, world: dict[str, Any]) -> None:
+    big = "18446744073709551615"  # orjson reads it as an int; PostgreSQL BIGINT cannot hold it
+    body = ('{"title": "x", "kind": "public", "store_id": "%s", "host_id": "%s", "scheduled_at": %s}'
+            % (world["store"]["id"], world["associate"]["id"], big))
+    with server.client(world["admin"]) as c:
+        r = c.post("/api/sessions", content=body, headers={"content-type": "application/json"})
+        _is_error(r, 422)
+        assert "scheduled_at" in r.json()["detail"]
