@@ -171,6 +171,8 @@ class RoomProtocol:
             text = args["text"]
             if not text.strip():
                 return Reject("invalid", "`text` must not be empty", ref)
+            if "\x00" in text:  # PostgreSQL cannot store it, and no message needs it
+                return Reject("invalid", "`text` must not contain NUL characters", ref)
             if len(text) > self.max_text_chars:
                 return Reject("text_too_long", f"`text` is limited to {self.max_text_chars} characters", ref)
         if cmd.speaks and not self.is_moderator and now * 1000 < self.muted_until_ms:

@@ -44,6 +44,7 @@ from live.api import doc
 from live.auth import Host, Staff, Viewer
 from live.db import now_ms
 from live.errors import NotFound, Unauthorized, VitrineError
+from live.http import INT64_MAX
 from live.room import store
 from live.room.connection import Connection
 from live.room.events import frame
@@ -78,7 +79,7 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
             after = int(raw_after)  # type: ignore[arg-type]
         except ValueError:
             raise Refused(4400, "`after` must be a non-negative integer") from None
-        if after < 0:
+        if not 0 <= after <= INT64_MAX:
             raise Refused(4400, "`after` must be a non-negative integer")
     token = query.get("token")
     if not token:
