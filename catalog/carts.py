@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from catalog.buyers import Buyer, load_buyer
 from catalog.lines import MAX_LINES, MAX_QTY, ItemRequest, parse_item, resolve_variant
-from catalog.models import Cart, CartItem, Product, Variant
+from catalog.models import Cart, CartItem, Product, Variant, table
 from live.auth import Viewer
 from live.db import Database, new_id, now_ms
 from live.errors import Conflict, NotFound, ValidationFailed
@@ -82,20 +82,22 @@ async def remove_item(db: Database, who: Viewer, variant_id: str) -> dict[str, A
         return await _cart_json(s, cart)
 
 
-async def cart_for_checkout(s: AsyncSession, cart_id: str | None, buyer: Buyer) -> list[ItemRequest]:
-    cart = await s.get(Cart, cart_id) if cart_id else None
+async def cart_for_checkout(conn: AsyncConnection, cart_id: str | None, buyer: Buyer) -> list[ItemRequest]:
+    carts, lines = table(Cart), table(CartItem)
+    cart = (await conn.execute(select(carts.c.viewer_id, carts.c.session_id, carts.c.status)
+                               .where(carts.c.id == cart_id))).first() if cart_id else None
     if cart is None or cart.viewer_id != buyer.viewer_id or cart.session_id != buyer.session_id:
         raise NotFound(f"no cart {cart_id!r}", code="cart_not_found")
     if cart.status != "open":
         raise Conflict("this cart has already been ordered", code="cart_ordered")
-    rows = (await s.scalars(select(CartItem).where(CartItem.cart_id == cart.id)
-                            .order_by(CartItem.added_at))).all()
+    rows = (await conn.execute(select(lines.c.product_id, lines.c.variant_id, lines.c.qty)
+                               .where(lines.c.cart_id == cart_id).order_by(lines.c.added_at))).all()
     if not rows:
         raise Conflict("the cart is empty", code="cart_empty")
     return [ItemRequest(r.product_id, r.variant_id, r.qty) for r in rows]
 
 
-async def mark_ordered(s: AsyncSession, cart_id: str, order_id: str) -> None:
-    await s.execute(update(Cart).where(Cart.id == cart_id, Cart.status == "open")
-                    .values(status="ordered", order_id=order_id, updated_at=now_ms())
-                    .execution_options(synchronize_session=False))
+async def mark_ordered(conn: AsyncConnection, cart_id: str, order_id: str) -> None:
+    carts = table(Cart)
+    await conn.execute(update(carts).where(carts.c.id == cart_id, carts.c.status == "open")
+                       .values(status="ordered", order_id=order_id, updated_at=now_ms()))

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from catalog.models import Deal, Product, Variant
+from catalog.models import Deal, Product, Stock, Variant, table
 from live.errors import Conflict, NotFound, ValidationFailed
 from live.http import field
-from live.models import LiveSession, SessionProduct
+from live.models import SessionProduct
 
+PRODUCTS, VARIANTS, STOCK, DEALS = table(Product), table(Variant), table(Stock), table(Deal)
+LINKS = table(SessionProduct)
 MAX_LINES = 20
 MAX_QTY = 99
 DEAL_CHOICES = ("refuse", "full_price")
@@ -99,41 +101,91 @@ def deal_is_over(d: Deal, now: int) -> bool:
     return d.ended_at is not None or d.ends_at <= now
 
 
-async def price_lines(s: AsyncSession, sess: LiveSession, items: list[ItemRequest], *, on_deal_end: str,
-                      now: int, overdue: list[str]) -> list[Line]:
-    """Priced lines, merged per variant and sorted by variant id (the lock order). Deals seen past their
-    end that nobody ended are added to ``overdue`` (even when the order is then refused)."""
+def _deal_over(ended_at: int | None, ends_at: int, now: int) -> bool:
+    return ended_at is not None or ends_at <= now
+
+
+async def price_lines(conn: AsyncConnection, session_id: str, store_id: str, pinned_product_id: str | None,
+                      items: list[ItemRequest], *, on_deal_end: str, now: int,
+                      overdue: list[str]) -> tuple[list[Line], dict[str, int]]:
+    """Priced lines, merged per variant and sorted by variant id (the lock order), and the stock of their
+    variants at the store: one query for the products, variants, stock and running deals of the order
+    (plus one for deals the buyer named that are not running). Deals seen past their end that nobody ended
+    are added to ``overdue`` (even when the order is then refused)."""
+    p, v, st, d, sp = PRODUCTS.c, VARIANTS.c, STOCK.c, DEALS.c, LINKS.c
+    product_ids = sorted({i.product_id for i in items})
+    rows = (await conn.execute(
+        select(p.id, p.title, p.price_minor, p.currency, p.active, v.id.label("variant_id"), v.size, v.colour,
+               v.price_minor.label("variant_price"), st.quantity, d.id.label("deal_id"),
+               d.price_minor.label("deal_price"))
+        .select_from(PRODUCTS.join(LINKS, (sp.product_id == p.id) & (sp.session_id == session_id))
+                     .outerjoin(VARIANTS, (v.product_id == p.id) & v.active.is_(True))
+                     .outerjoin(STOCK, (st.store_id == store_id) & (st.variant_id == v.id))
+                     .outerjoin(DEALS, (d.session_id == session_id) & (d.product_id == p.id)
+                                & d.ended_at.is_(None) & (d.ends_at > now)))
+        .where(p.id.in_(product_ids)).order_by(v.position, v.id))).all()
+    products: dict[str, Any] = {}
+    variants: dict[str, dict[str, Any]] = {}  # product → variant id → row (in position order)
+    running: dict[str, tuple[str, int]] = {}  # product → (deal id, deal price)
+    for r in rows:
+        products.setdefault(r.id, r)
+        if r.variant_id is not None:
+            variants.setdefault(r.id, {}).setdefault(r.variant_id, r)
+        if r.deal_id is not None:
+            running[r.id] = (r.deal_id, r.deal_price)
+    named = {i.deal_id for i in items if i.deal_id} - {deal for deal, _ in running.values()}
+    other = {r.id: r for r in (await conn.execute(
+        select(d.id, d.session_id, d.product_id, d.price_minor, d.ended_at, d.ends_at)
+        .where(d.id.in_(sorted(named))))).all()} if named else {}
     merged: dict[str, Line] = {}
+    explicit_price: dict[str, int] = {}
     for item in items:
-        product, variant = await resolve_variant(s, sess.id, item)
-        price = product.price_minor if variant.price_minor is None else variant.price_minor
-        line = merged.get(variant.id)
+        product = products.get(item.product_id)
+        if product is None or not product.active:
+            raise NotFound(f"product {item.product_id!r} is not on sale in this session", code="product_not_found")
+        found = variants.get(product.id, {})
+        if item.variant_id is None:
+            if len(found) != 1:
+                raise ValidationFailed("`variant_id` is required: choose a size or colour", code="variant_required")
+            variant = next(iter(found.values()))
+        elif item.variant_id in found:
+            variant = found[item.variant_id]
+        else:
+            raise ValidationFailed(f"variant {item.variant_id!r} is not a variant of {product.id!r}",
+                                   code="invalid_variant")
+        price = product.price_minor if variant.variant_price is None else variant.variant_price
+        line = merged.get(variant.variant_id)
         if line is None:
             title = " · ".join(x for x in (product.title, variant.size, variant.colour) if x)
-            line = merged[variant.id] = Line(product.id, variant.id, title, 0, price, product.currency, price,
-                                             pinned=sess.pinned_product_id == product.id)
+            line = merged[variant.variant_id] = Line(product.id, variant.variant_id, title, 0, price,
+                                                     product.currency, price,
+                                                     pinned=pinned_product_id == product.id)
         line.qty += item.qty
         if line.qty > MAX_QTY:
             raise ValidationFailed(f"at most {MAX_QTY} of one variant per order")
         if item.deal_id is not None:
-            deal = await s.get(Deal, item.deal_id)
-            if deal is None or deal.session_id != sess.id or deal.product_id != product.id:
+            if running.get(product.id, ("", 0))[0] == item.deal_id:
+                line.deal_id, line.deal_explicit = item.deal_id, True
+                explicit_price[item.deal_id] = running[product.id][1]
+                continue
+            deal = other.get(item.deal_id)
+            if deal is None or deal.session_id != session_id or deal.product_id != product.id:
                 raise NotFound(f"no deal {item.deal_id!r} on this product", code="deal_not_found")
-            if deal_is_over(deal, now):
+            if _deal_over(deal.ended_at, deal.ends_at, now):
                 if deal.ended_at is None:
                     overdue.append(deal.id)
                 if on_deal_end == "refuse":
                     raise Conflict("the deal has ended; order again at the normal price", code="deal_ended")
             else:
                 line.deal_id, line.deal_explicit = deal.id, True
+                explicit_price[deal.id] = deal.price_minor
     if len({ln.currency for ln in merged.values()}) > 1:
         raise ValidationFailed("all items of one order must be in one currency", code="mixed_currency")
-    auto = await running_deals(s, sess.id, [ln.product_id for ln in merged.values() if ln.deal_id is None], now)
     for line in merged.values():
-        if line.deal_id is None and line.product_id in auto:
-            line.deal_id = auto[line.product_id].id
+        if line.deal_id is None and line.product_id in running:
+            line.deal_id = running[line.product_id][0]
         if line.deal_id is not None:
-            deal = auto.get(line.product_id) or await s.get(Deal, line.deal_id)
-            assert deal is not None
-            line.unit_price = min(deal.price_minor, line.list_price)
-    return [merged[k] for k in sorted(merged)]
+            deal_price = explicit_price.get(line.deal_id, running.get(line.product_id, ("", line.list_price))[1])
+            line.unit_price = min(deal_price, line.list_price)
+    stock = {r.variant_id: int(r.quantity or 0) for found in variants.values() for r in found.values()}
+    return [merged[k] for k in sorted(merged)], stock

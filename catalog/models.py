@@ -17,11 +17,19 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from live.db import Base, now_ms
+
+
+def table(model: type[Base]) -> Table:
+    """A model's table, for Core statements (typed as a Table, which mapped classes' ``__table__`` is)."""
+    assert isinstance(model.__table__, Table)
+    return model.__table__
+
 
 ORDER_STATUSES = ("pending", "paid", "declined", "failed", "expired", "refunding", "refunded")
 

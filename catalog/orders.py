@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.buyers import load_buyer
-from catalog.models import Order, OrderItem
+from catalog.models import Order, OrderItem, table
 from catalog.payments.base import PaymentProvider, PaymentUnavailable
 from catalog.signals import Signals
-from catalog.stock import release_order
+from catalog.stock import Executor, release_order
 from live.auth import Principal, Staff, Viewer
 from live.db import Database, now_ms
 from live.errors import Conflict, Forbidden, NotFound
 
+ORDERS, ITEMS = table(Order), table(OrderItem)
+
+
+def columns(row: Order | OrderItem) -> dict[str, Any]:
+    """An ORM row as the plain mapping the functions below take."""
+    return {c.key: getattr(row, c.key) for c in table(type(row)).columns}
+
+
+def order_body(o: Mapping[str, Any], items: Sequence[Mapping[str, Any]], *, staff: bool = False) -> dict[str, Any]:
+    """An order as the API shows it, from the ``orders`` row and its ``order_items`` rows (mappings)."""
+    out: dict[str, Any] = {
+        "order_id": o["id"], "id": o["id"], "status": o["status"], "session_id": o["session_id"],
+        "total": o["total"], "currency": o["currency"],
+        "items": [{"product_id": i["product_id"], "variant_id": i["variant_id"], "title": i["title"],
+                   "qty": i["qty"], "unit_price": i["unit_price"], "list_price": i["list_price"],
+                   "deal_id": i["deal_id"], "line_total": i["unit_price"] * i["qty"]} for i in items],
+        "delivery": o["delivery"], "contact": o["contact"], "payment_provider": o["payment_provider"],
+        "replay": o["replay"], "pinned": o["pinned"], "created_at": o["created_at"], "paid_at": o["paid_at"],
+        "closed_at": o["closed_at"]}
+    if staff:
+        out.update(viewer_id=o["viewer_id"], client_id=o["client_id"], invite_id=o["invite_id"],
+                   associate_id=o["associate_id"], store_id=o["store_id"], session_kind=o["session_kind"],
+                   payment_ref=o["payment_ref"])
+    return out
+
 
 def order_json(o: Order, items: list[OrderItem], *, staff: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "order_id": o.id, "id": o.id, "status": o.status, "session_id": o.session_id,
-        "total": o.total, "currency": o.currency,
-        "items": [{"product_id": i.product_id, "variant_id": i.variant_id, "title": i.title, "qty": i.qty,
-                   "unit_price": i.unit_price, "list_price": i.list_price, "deal_id": i.deal_id,
-                   "line_total": i.unit_price * i.qty} for i in items],
-        "delivery": o.delivery, "contact": o.contact, "payment_provider": o.payment_provider,
-        "replay": o.replay, "pinned": o.pinned, "created_at": o.created_at, "paid_at": o.paid_at,
-        "closed_at": o.closed_at}
-    if staff:
-        out.update(viewer_id=o.viewer_id, client_id=o.client_id, invite_id=o.invite_id,
-                   associate_id=o.associate_id, store_id=o.store_id, session_kind=o.session_kind,
-                   payment_ref=o.payment_ref)
-    return out
+    return order_body(columns(o), [columns(i) for i in items], staff=staff)
 
 
 async def order_items(s: AsyncSession, order_id: str) -> list[OrderItem]:
@@ -39,10 +52,20 @@ async def order_items(s: AsyncSession, order_id: str) -> list[OrderItem]:
                                  .order_by(OrderItem.variant_id))).all())
 
 
-async def transition(s: AsyncSession, order_id: str, frm: str, to: str, **values: Any) -> bool:
+async def order_rows(s: Executor, order_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """An order and its lines as plain mappings (two Core reads), or None."""
+    row = (await s.execute(select(ORDERS).where(ORDERS.c.id == order_id))).mappings().first()
+    if row is None:
+        return None
+    items = (await s.execute(select(ITEMS).where(ITEMS.c.order_id == order_id)
+                             .order_by(ITEMS.c.variant_id))).mappings().all()
+    return dict(row), [dict(i) for i in items]
+
+
+async def transition(s: Executor, order_id: str, frm: str, to: str, **values: Any) -> bool:
     """Move an order from ``frm`` to ``to`` if nobody else did first (the one winner compensates)."""
-    result = await s.execute(update(Order).where(Order.id == order_id, Order.status == frm)
-                             .values(status=to, **values).execution_options(synchronize_session=False))
+    result = await s.execute(update(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.status == frm)
+                             .values(status=to, **values))
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
@@ -95,7 +118,8 @@ async def refund(db: Database, providers: dict[str, PaymentProvider], signals: S
         raise
     async with db.write() as s:
         if await transition(s, order_id, "refunding", "refunded", closed_at=now_ms()):
-            await release_order(s, order, await order_items(s, order_id))
+            await release_order(s, order.store_id, order.viewer_id,
+                                [columns(i) for i in await order_items(s, order_id)])
         order = await s.get(Order, order_id, populate_existing=True)
         assert order is not None
         items = await order_items(s, order_id)

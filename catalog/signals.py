@@ -26,7 +26,8 @@ class Signals:
         self._tasks: set[asyncio.Task[None]] = set()
         self._counting: dict[str, bool] = {}  # session → "changed again since this count started"
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background (awaited, bounded, on :meth:`close`)."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -93,11 +94,11 @@ class Signals:
             finally:
                 self._counting.pop(session_id, None)
 
-        self._spawn(run())
+        self.spawn(run())
 
     def purchased_soon(self, order: dict[str, Any], attribution: dict[str, Any]) -> None:
         """Tell the room and analytics about a paid order without delaying the buyer's answer."""
-        self._spawn(self.purchased(order, attribution))
+        self.spawn(self.purchased(order, attribution))
 
     async def purchased(self, order: dict[str, Any], attribution: dict[str, Any]) -> None:
         """A paid order: anonymised ``purchase`` to the room, counters to staff, ``purchase`` tracked."""

@@ -121,10 +121,10 @@ async def _reserve_then_crash(settings: Settings, token: str, key: str, body: di
         step = await checkout._reserve(viewer, key, parse_order(body).digest(), parse_order(body))
         assert isinstance(step, Reserved)
         if capture:
-            auth = await providers["demo"].authorize(step.token, step.order.total, step.order.currency,
-                                                     reference=step.order.id)
+            auth = await providers["demo"].authorize(step.token, step.order["total"], step.order["currency"],
+                                                     reference=step.order["id"])
             await providers["demo"].capture(auth.id)
-        return step.order.id
+        return str(step.order["id"])
     finally:
         await db.dispose()
 

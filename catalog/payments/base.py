@@ -9,7 +9,9 @@ happened to this order's payment?" when the process died between two calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from live.errors import VitrineError
 
@@ -71,3 +73,14 @@ class PaymentProvider(Protocol):
 
     async def lookup(self, reference: str) -> Payment | None:
         """The payment made for ``reference``, if any (crash recovery)."""
+
+
+@runtime_checkable
+class LocalLedger(Protocol):
+    """A provider that keeps its ledger in our own database (the demo) can take a payment inside checkout's
+    commit transaction: the captured payment and the paid order are committed together, or neither is.
+    A remote provider cannot, and goes through ``authorize`` and ``capture``."""
+
+    async def charge_in(self, conn: AsyncConnection, token: str, amount: int, currency: str, *,
+                        reference: str) -> Payment:
+        """Authorize and capture ``amount`` in the caller's transaction. Raises PaymentDeclined."""

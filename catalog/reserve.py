@@ -1,0 +1,227 @@
+"""Checkout's first step: read what an order needs, price it, and reserve it, in few Core statements.
+
+**Plan** (reads, no locks): one query for the viewer (ban), the session, the idempotency key and, when
+the process already knows who the viewer is (:class:`catalog.buyers.Buyers`), their profile; one for the
+profile otherwise; one for the products, variants, stock and running deals of the order
+(:func:`catalog.lines.price_lines`). A key seen before ends the plan (the stored answer is replayed);
+stock short at this point is answered ``409`` without taking a lock.
+
+**Take** (one write transaction): insert the key, the order (``pending``, with a hold deadline) and its
+lines, then take stock and deal units with conditional updates, last, so a contended stock row is locked
+only for its update and the commit. When a conditional update fails, the transaction is rolled back
+(:class:`Refused`) and the answer is recorded under the key on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from catalog.buyers import Buyer, Buyers, buyer_of
+from catalog.carts import cart_for_checkout
+from catalog.lines import DEAL_CHOICES, ItemRequest, Line, parse_items, price_lines
+from catalog.models import CheckoutRequest, Order, OrderItem, Profile, table
+from catalog.stock import reserve_lines, short_of_stock
+from live.auth import Viewer
+from live.db import new_id, now_ms
+from live.errors import Conflict, NotFound, ValidationFailed
+from live.http import field
+from live.models import LiveSession, SessionViewer
+
+KEYS, ORDERS, ITEMS = table(CheckoutRequest), table(Order), table(OrderItem)
+VIEWERS, SESSIONS, PROFILES = table(SessionViewer), table(LiveSession), table(Profile)
+Answer = tuple[int, dict[str, Any]]
+
+
+def error(code: str, detail: str) -> dict[str, Any]:
+    return {"error": code, "detail": detail}
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    session_id: str
+    items: tuple[ItemRequest, ...] | None
+    cart_id: str | None
+    on_deal_end: str
+
+    def digest(self) -> str:
+        body = {"s": self.session_id, "c": self.cart_id, "d": self.on_deal_end,
+                "i": [[i.product_id, i.variant_id, i.qty, i.deal_id] for i in self.items or ()]}
+        return hashlib.sha256(orjson.dumps(body)).hexdigest()
+
+
+def parse_order(data: dict[str, Any]) -> OrderRequest:
+    """The order the buyer asks for. Prices, totals and currencies in the body are ignored."""
+    session_id = field(data, "session_id", str, check=lambda v: 0 < len(v) <= 40, why="is an id")
+    cart_id = field(data, "cart_id", str, default=None, check=lambda v: 0 < len(v) <= 40, why="is an id")
+    raw_items = data.get("items")
+    if (cart_id is None) == (raw_items is None):
+        raise ValidationFailed("send either `items` or `cart_id`")
+    items = tuple(parse_items(raw_items)) if raw_items is not None else None
+    on_deal_end = field(data, "on_deal_end", str, default="refuse", check=lambda v: v in DEAL_CHOICES,
+                        why=f"must be one of {DEAL_CHOICES}")
+    return OrderRequest(session_id, items, cart_id, on_deal_end)
+
+
+def idempotency_key(raw: str | None) -> str:
+    if raw is None or not raw.strip():
+        raise ValidationFailed("send an `Idempotency-Key` header (any unique string per purchase)",
+                               code="idempotency_key_required")
+    key = raw.strip()
+    if len(key) > 100 or not key.isprintable():
+        raise ValidationFailed("`Idempotency-Key` must be 1 to 100 printable characters",
+                               code="idempotency_key_invalid")
+    return key
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An idempotency key recorded before: its request hash and, once known, its answer."""
+
+    request_hash: str
+    status_code: int | None
+    response: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated, priced order, before anything is written."""
+
+    now: int
+    buyer: Buyer
+    session: Any  # sessions row: id, store_id, kind, status, pinned_product_id
+    profile: Any  # viewer_profiles row
+    lines: list[Line]
+    failure: tuple[str, str] | None
+
+
+@dataclass
+class Reserved:
+    """An order held ``pending`` with its stock: the ``orders`` row and its lines as inserted."""
+
+    order: dict[str, Any]
+    items: list[dict[str, Any]]
+    provider: str
+    token: str
+    buyer: Buyer
+    key: str
+
+
+class Refused(Exception):
+    """A conditional update refused the order (stock or deal): roll back, then record the answer."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(code)
+        self.code, self.detail = code, detail
+
+
+_PROFILE_COLUMNS = [c.label(f"p_{c.key}") for c in PROFILES.c]
+
+
+def _profile(row: Any) -> dict[str, Any] | None:
+    if row.p_owner_key is None:
+        return None
+    return {c.key: getattr(row, f"p_{c.key}") for c in PROFILES.c}
+
+
+async def _stored(conn: AsyncConnection, viewer_id: str, key: str) -> Stored | None:
+    k = KEYS.c
+    row = (await conn.execute(select(k.request_hash, k.status_code, k.response)
+                              .where(k.viewer_id == viewer_id, k.key == key))).first()
+    return None if row is None else Stored(row.request_hash, row.status_code, row.response)
+
+
+async def plan(conn: AsyncConnection, buyers: Buyers, who: Viewer, key: str, req: OrderRequest,
+               overdue: list[str]) -> Plan | Stored:
+    """Validate and price the order (reads only); a key recorded before returns what was stored."""
+    v, s, k = VIEWERS.c, SESSIONS.c, KEYS.c
+    known = buyers.get(who.viewer_id)
+    joined = (VIEWERS.outerjoin(SESSIONS, s.id == who.session_id)
+              .outerjoin(KEYS, (k.viewer_id == who.viewer_id) & (k.key == key)))
+    if known is not None:
+        joined = joined.outerjoin(PROFILES, PROFILES.c.owner_key == known.owner_key)
+    query = (select(v.id, v.session_id, v.client_id, v.anon_key, v.invite_id, v.associate_id, v.city, v.banned,
+                    s.id.label("sid"), s.store_id, s.kind, s.status, s.pinned_product_id,
+                    k.request_hash, k.status_code, k.response, *(_PROFILE_COLUMNS if known else ()))
+             .select_from(joined).where(v.id == who.viewer_id))
+    row = (await conn.execute(query)).first()
+    if row is None:  # no such viewer: a key recorded before still answers
+        stored = await _stored(conn, who.viewer_id, key)
+        if stored is not None:
+            return stored
+    elif row.request_hash is not None:
+        return Stored(row.request_hash, row.status_code, row.response)
+    buyer = buyer_of(row, who)  # raises when there is no such viewer
+    assert row is not None
+    buyers.remember(buyer)
+    if row.sid is None:
+        raise NotFound("no session", code="session_not_found")
+    if known is not None:
+        profile = _profile(row)
+    else:
+        found = (await conn.execute(select(PROFILES).where(PROFILES.c.owner_key == buyer.owner_key))).first()
+        profile = None if found is None else dict(found._mapping)
+    if profile is None:
+        raise Conflict("save your details once (PUT /api/me/profile) to buy with one tap", code="profile_required")
+    now = now_ms()
+    items = list(req.items) if req.items is not None else await cart_for_checkout(conn, req.cart_id, buyer)
+    lines, have = await price_lines(conn, row.sid, row.store_id, row.pinned_product_id, items,
+                                    on_deal_end=req.on_deal_end, now=now, overdue=overdue)
+    return Plan(now, buyer, row, profile, lines, short_of_stock(have, lines))
+
+
+async def record(conn: AsyncConnection, viewer_id: str, key: str, digest: str, answer: Answer) -> None:
+    """Record an answer given without an order (409) under the key; IntegrityError if the key exists."""
+    await conn.execute(insert(KEYS).values(viewer_id=viewer_id, key=key, request_hash=digest, order_id=None,
+                                           status_code=answer[0], response=answer[1], created_at=now_ms()))
+
+
+def _new_order(p: Plan, cart_id: str | None, hold_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    sess, buyer, profile = p.session, p.buyer, p.profile
+    delivery = dict(profile["delivery"])
+    if delivery.get("method") == "collect":
+        delivery["store_id"] = sess.store_id
+    city = buyer.city or str(delivery.get("address", {}).get("city", ""))
+    order = {
+        "id": new_id("or"), "session_id": sess.sid, "session_kind": sess.kind, "viewer_id": buyer.viewer_id,
+        "owner_key": buyer.owner_key, "client_id": buyer.client_id, "invite_id": buyer.invite_id,
+        "associate_id": buyer.associate_id, "store_id": sess.store_id, "status": "pending",
+        "total": sum(ln.amount for ln in p.lines), "currency": p.lines[0].currency,
+        "pinned": any(ln.pinned for ln in p.lines), "replay": sess.status == "ended", "city": city[:100],
+        "contact": {"name": profile["name"], "email": profile["email"], "phone": profile["phone"]},
+        "delivery": delivery, "payment_provider": profile["payment_provider"], "payment_ref": None,
+        "cart_id": cart_id, "reserved_until": p.now + hold_ms, "created_at": p.now, "paid_at": None,
+        "closed_at": None}
+    items = [{"order_id": order["id"], "variant_id": ln.variant_id, "product_id": ln.product_id, "title": ln.title,
+              "qty": ln.qty, "unit_price": ln.unit_price, "list_price": ln.list_price, "deal_id": ln.deal_id,
+              "pinned": ln.pinned} for ln in p.lines]
+    return order, items
+
+
+async def take(conn: AsyncConnection, key: str, digest: str, req: OrderRequest, p: Plan,
+               hold_ms: int) -> Reserved:
+    """Insert the key, the order and its lines, then take the units (in a write transaction). Raises
+    IntegrityError when the key was recorded meanwhile, :class:`Refused` when the units are gone."""
+    order, items = _new_order(p, req.cart_id, hold_ms)
+    await conn.execute(insert(KEYS).values(viewer_id=p.buyer.viewer_id, key=key, request_hash=digest,
+                                           order_id=order["id"], created_at=p.now))
+    await conn.execute(insert(ORDERS).values(order))
+    await conn.execute(insert(ITEMS).values(items))
+    failure = await reserve_lines(conn, order["store_id"], p.buyer.viewer_id, p.lines,
+                                  on_deal_end=req.on_deal_end, now=p.now)
+    if failure is not None:
+        raise Refused(*failure)
+    changed = [(item, line) for item, line in zip(items, p.lines, strict=True) if item["deal_id"] != line.deal_id]
+    for item, line in changed:  # a deal line fell back to the full price
+        item["unit_price"], item["deal_id"] = line.unit_price, line.deal_id
+        await conn.execute(update(ITEMS).where(ITEMS.c.order_id == order["id"], ITEMS.c.variant_id == line.variant_id)
+                           .values(unit_price=line.unit_price, deal_id=None))
+    if changed:
+        order["total"] = sum(ln.amount for ln in p.lines)
+        await conn.execute(update(ORDERS).where(ORDERS.c.id == order["id"]).values(total=order["total"]))
+    return Reserved(order, items, p.profile["payment_provider"], p.profile["payment_token"], p.buyer, key)
