@@ -63,6 +63,9 @@ class Settings:
     max_body_bytes: int = _setting("VITRINE_MAX_BODY_BYTES", 64 * 1024, "Largest accepted HTTP JSON body.")
     max_frame_bytes: int = _setting("VITRINE_MAX_FRAME_BYTES", 4096, "Largest accepted WebSocket frame.")
     max_text_chars: int = _setting("VITRINE_MAX_TEXT_CHARS", 500, "Longest chat message or question.")
+    max_sockets_per_viewer: int = _setting(
+        "VITRINE_MAX_SOCKETS_PER_VIEWER", 8, "Room WebSockets one viewer may hold open in one process (tabs, devices)."
+    )
     rate_limit_messages: int = _setting(
         "VITRINE_RATE_LIMIT_MESSAGES", 5, "Chat/question/vote frames a viewer may send per rate window."
     )

@@ -3,9 +3,13 @@ message, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from tests.support.server import LiveServer
+from live.config import Settings
+from tests.conftest import ADMIN_TOKEN
+from tests.support.factory import build_world
+from tests.support.server import LiveServer, await_for, thread_server
 from tests.test_room_support import close_all, join, open_room, viewer
 
 
@@ -41,3 +45,24 @@ async def test_nul_in_chat_is_refused_and_the_room_keeps_working(server: LiveSer
         assert [m["text"] for m in late.hello["chat"]] == ["\u202eRTL <b>ok</b>"]
     finally:
         await close_all(late)
+
+
+async def test_one_viewer_cannot_hold_unbounded_sockets(make_settings: Callable[..., Settings],
+                                                        database_url: str) -> None:
+    with thread_server(make_settings(database_url, max_sockets_per_viewer=2)) as server:
+        world = build_world(server, ADMIN_TOKEN)
+        pub = world["public"]["id"]
+        ana, bo = await join(server, pub, "Ana"), await join(server, pub, "Bo")
+        first = [await open_room(server, pub, ana["token"]) for _ in range(2)]
+        third = await open_room(server, pub, ana["token"])
+        assert await third.closed() == 4429, third.close_reason
+        other = await open_room(server, pub, bo["token"])  # other viewers are unaffected
+        host = await open_room(server, pub, world["admin"])
+        await first[0].send("chat", text="still here")
+        assert (await other.wait_type("chat"))["text"] == "still here"
+        await close_all(first[0])
+        hub = server.app.state.room_hub
+        await await_for(lambda: hub.rooms[pub].viewers.get(ana["viewer_id"]) == 1)
+        again = await open_room(server, pub, ana["token"])  # a closed socket frees its place
+        assert again.hello["type"] == "hello"
+        await close_all(first[1], again, other, host)

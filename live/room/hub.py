@@ -42,6 +42,10 @@ Track = Callable[..., None]
 LoadState = Callable[[str], Awaitable[RoomState]]
 
 
+class TooManySockets(Exception):
+    """One viewer opened more room sockets than ``VITRINE_MAX_SOCKETS_PER_VIEWER``."""
+
+
 class Room:
     __slots__ = ("batch", "conns", "early", "flushing", "last_id", "loader", "ready", "session_id", "state",
                  "viewers")
@@ -78,10 +82,14 @@ class Hub:
         self.emit, self.load_state = emit, load_state
 
     # -- connections -------------------------------------------------------------------------
-    async def join(self, conn: Connection) -> Room:
-        """Register a connection (in replay mode) and return its loaded room."""
+    async def join(self, conn: Connection, per_viewer: int = 0) -> Room:
+        """Register a connection (in replay mode) and return its loaded room. A viewer holding
+        ``per_viewer`` sockets of this room already gets :class:`TooManySockets` (0: no limit)."""
         sid = conn.session_id
         room = self.rooms.get(sid)
+        if per_viewer and room is not None and conn.viewer_id is not None \
+                and room.viewers.get(conn.viewer_id, 0) >= per_viewer:
+            raise TooManySockets(f"at most {per_viewer} connections per viewer")
         if room is None:
             room = self.rooms[sid] = Room(sid)
             self._gone.discard(sid)

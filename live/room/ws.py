@@ -10,6 +10,7 @@ code      meaning
 4401      token missing, malformed, badly signed or expired (``reason`` says which)
 4403      token of another session, unknown viewer, or banned (also sent on a ban mid-session)
 4404      no such session
+4429      this viewer holds ``VITRINE_MAX_SOCKETS_PER_VIEWER`` sockets of the room already
 4408      the client fell behind (its send queue filled up): reconnect with ``after=<last id>``
 1011      the room could not be loaded (internal error): retry later
 1012      the server is restarting: reconnect with ``after=<last id>``
@@ -48,7 +49,7 @@ from live.http import INT64_MAX
 from live.room import store
 from live.room.connection import Connection
 from live.room.events import frame
-from live.room.hub import Hub, Room
+from live.room.hub import Hub, Room, TooManySockets
 from live.room.protocol import Reject, RoomProtocol
 from live.room.service import RoomService
 
@@ -130,7 +131,11 @@ class RoomSocket:
                                      max_text_chars=settings.max_text_chars, limiter=hub.limiter,
                                      muted_until_ms=who.muted_until)
         try:
-            room = await hub.join(conn)
+            room = await hub.join(conn, settings.max_sockets_per_viewer)
+        except TooManySockets as exc:
+            state.metrics.room_rejected.labels("close_4429").inc()
+            await send({"type": "websocket.close", "code": 4429, "reason": str(exc)})
+            return
         except NotFound:
             await send({"type": "websocket.close", "code": 4404, "reason": "no such session"})
             return
