@@ -14,10 +14,11 @@ from starlette.routing import BaseRoute, Route
 from live.analytics import reports
 from live.analytics.models import COUNTERS
 from live.api import doc
-from live.auth import require_host_or_staff, require_staff
+from live.auth import require_staff
 from live.db import now_ms
 from live.errors import ValidationFailed
-from live.http import JSON, query_int
+from live.http import INT64_MAX, INT64_MIN, JSON, query_int
+from live.sessions import require_session_actor
 
 SESSION_COLUMNS = ["id", "title", "kind", "status", "store_id", "host_id", "time", "invited", *COUNTERS,
                    "peak_concurrent", "currency", "total_watch_seconds", "avg_watch_seconds", "engagement_rate",
@@ -36,15 +37,19 @@ def _time(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if raw.isdigit():
-        return int(raw)
     try:
-        when = datetime.fromisoformat(raw)
-    except ValueError as exc:
+        if raw.isascii() and raw.isdigit():
+            ms = int(raw)
+        else:
+            when = datetime.fromisoformat(raw)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            ms = int(when.timestamp() * 1000)
+    except (ValueError, OverflowError) as exc:
         raise ValidationFailed(f"`{name}` must be epoch milliseconds or an ISO 8601 date") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    if not INT64_MIN <= ms <= INT64_MAX:
+        raise ValidationFailed(f"`{name}` is out of range")
+    return ms
 
 
 def _filters(request: Request) -> reports.Filters:
@@ -138,7 +143,7 @@ async def associates(request: Request) -> Response:
      auth="host or staff", tag="reports", responses={404: "session_not_found"})
 async def live_counters(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
+    await require_session_actor(request, sid)
     return JSON(await reports.live_counters(request.app.state.db, sid, now_ms()))
 
 
