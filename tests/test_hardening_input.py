@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from tests.support.server import LiveServer
 
 
@@ -49,8 +51,9 @@ def test_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, wor
 
 def test_integers_beyond_64_bits_are_rejected(server: LiveServer, world: dict[str, Any]) -> None:
     big = "18446744073709551615"  # orjson reads it as an int; PostgreSQL BIGINT cannot hold it
-    body = ('{"title": "x", "kind": "public", "store_id": "%s", "host_id": "%s", "scheduled_at": %s}'
-            % (world["store"]["id"], world["associate"]["id"], big))
+    fields = orjson.dumps({"title": "x", "kind": "public", "store_id": world["store"]["id"],
+                           "host_id": world["associate"]["id"]}).decode()
+    body = fields[:-1] + f', "scheduled_at": {big}}}'
     with server.client(world["admin"]) as c:
         r = c.post("/api/sessions", content=body, headers={"content-type": "application/json"})
         _is_error(r, 422)
