@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Select, String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from catalog.models import Deal, Product, Stock, Variant, table
@@ -101,6 +101,25 @@ def deal_is_over(d: Deal, now: int) -> bool:
     return d.ended_at is not None or d.ends_at <= now
 
 
+def _lines_query() -> Select[Any]:
+    """Products of an order linked to the session, their active variants, stock at the store and running
+    deal: built once, run with parameters (no statement building or cache-key work per order)."""
+    p, v, st, d, sp = PRODUCTS.c, VARIANTS.c, STOCK.c, DEALS.c, LINKS.c
+    sid, now = bindparam("session_id", type_=String()), bindparam("now", type_=BigInteger())
+    return (select(p.id, p.title, p.price_minor, p.currency, p.active, v.id.label("variant_id"), v.size, v.colour,
+                   v.price_minor.label("variant_price"), st.quantity, d.id.label("deal_id"),
+                   d.price_minor.label("deal_price"))
+            .select_from(PRODUCTS.join(LINKS, (sp.product_id == p.id) & (sp.session_id == sid))
+                         .outerjoin(VARIANTS, (v.product_id == p.id) & v.active.is_(True))
+                         .outerjoin(STOCK, (st.store_id == bindparam("store_id", type_=String())) & (st.variant_id == v.id))
+                         .outerjoin(DEALS, (d.session_id == sid) & (d.product_id == p.id)
+                                    & d.ended_at.is_(None) & (d.ends_at > now)))
+            .where(p.id.in_(bindparam("product_ids", expanding=True))).order_by(v.position, v.id))
+
+
+_LINES_QUERY = _lines_query()
+
+
 def _deal_over(ended_at: int | None, ends_at: int, now: int) -> bool:
     return ended_at is not None or ends_at <= now
 
@@ -112,18 +131,9 @@ async def price_lines(conn: AsyncConnection, session_id: str, store_id: str, pin
     variants at the store: one query for the products, variants, stock and running deals of the order
     (plus one for deals the buyer named that are not running). Deals seen past their end that nobody ended
     are added to ``overdue`` (even when the order is then refused)."""
-    p, v, st, d, sp = PRODUCTS.c, VARIANTS.c, STOCK.c, DEALS.c, LINKS.c
-    product_ids = sorted({i.product_id for i in items})
-    rows = (await conn.execute(
-        select(p.id, p.title, p.price_minor, p.currency, p.active, v.id.label("variant_id"), v.size, v.colour,
-               v.price_minor.label("variant_price"), st.quantity, d.id.label("deal_id"),
-               d.price_minor.label("deal_price"))
-        .select_from(PRODUCTS.join(LINKS, (sp.product_id == p.id) & (sp.session_id == session_id))
-                     .outerjoin(VARIANTS, (v.product_id == p.id) & v.active.is_(True))
-                     .outerjoin(STOCK, (st.store_id == store_id) & (st.variant_id == v.id))
-                     .outerjoin(DEALS, (d.session_id == session_id) & (d.product_id == p.id)
-                                & d.ended_at.is_(None) & (d.ends_at > now)))
-        .where(p.id.in_(product_ids)).order_by(v.position, v.id))).all()
+    rows = (await conn.execute(_LINES_QUERY, {"session_id": session_id, "store_id": store_id, "now": now,
+                                              "product_ids": sorted({i.product_id for i in items})})).all()
+    d = DEALS.c
     products: dict[str, Any] = {}
     variants: dict[str, dict[str, Any]] = {}  # product → variant id → row (in position order)
     running: dict[str, tuple[str, int]] = {}  # product → (deal id, deal price)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, String, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.buyers import Buyer, Buyers, buyer_of
@@ -129,6 +129,23 @@ def _profile(row: Any) -> dict[str, Any] | None:
     return {c.key: getattr(row, f"p_{c.key}") for c in PROFILES.c}
 
 
+def _buyer_query(with_profile: bool) -> Select[Any]:
+    """The viewer (and their ban), the session, the idempotency key and, when the caller knows the viewer's
+    owner key, their profile: one statement, built once, run with parameters."""
+    v, s, k = VIEWERS.c, SESSIONS.c, KEYS.c
+    joined = (VIEWERS.outerjoin(SESSIONS, s.id == bindparam("session_id", type_=String()))
+              .outerjoin(KEYS, (k.viewer_id == v.id) & (k.key == bindparam("key", type_=String()))))
+    if with_profile:
+        joined = joined.outerjoin(PROFILES, PROFILES.c.owner_key == bindparam("owner_key", type_=String()))
+    return (select(v.id, v.session_id, v.client_id, v.anon_key, v.invite_id, v.associate_id, v.city, v.banned,
+                   s.id.label("sid"), s.store_id, s.kind, s.status, s.pinned_product_id,
+                   k.request_hash, k.status_code, k.response, *(_PROFILE_COLUMNS if with_profile else ()))
+            .select_from(joined).where(v.id == bindparam("viewer_id", type_=String())))
+
+
+_BUYER, _BUYER_AND_PROFILE = _buyer_query(False), _buyer_query(True)
+
+
 async def _stored(conn: AsyncConnection, viewer_id: str, key: str) -> Stored | None:
     k = KEYS.c
     row = (await conn.execute(select(k.request_hash, k.status_code, k.response)
@@ -139,17 +156,11 @@ async def _stored(conn: AsyncConnection, viewer_id: str, key: str) -> Stored | N
 async def plan(conn: AsyncConnection, buyers: Buyers, who: Viewer, key: str, req: OrderRequest,
                overdue: list[str]) -> Plan | Stored:
     """Validate and price the order (reads only); a key recorded before returns what was stored."""
-    v, s, k = VIEWERS.c, SESSIONS.c, KEYS.c
     known = buyers.get(who.viewer_id)
-    joined = (VIEWERS.outerjoin(SESSIONS, s.id == who.session_id)
-              .outerjoin(KEYS, (k.viewer_id == who.viewer_id) & (k.key == key)))
+    params = {"viewer_id": who.viewer_id, "session_id": who.session_id, "key": key}
     if known is not None:
-        joined = joined.outerjoin(PROFILES, PROFILES.c.owner_key == known.owner_key)
-    query = (select(v.id, v.session_id, v.client_id, v.anon_key, v.invite_id, v.associate_id, v.city, v.banned,
-                    s.id.label("sid"), s.store_id, s.kind, s.status, s.pinned_product_id,
-                    k.request_hash, k.status_code, k.response, *(_PROFILE_COLUMNS if known else ()))
-             .select_from(joined).where(v.id == who.viewer_id))
-    row = (await conn.execute(query)).first()
+        params["owner_key"] = known.owner_key
+    row = (await conn.execute(_BUYER_AND_PROFILE if known is not None else _BUYER, params)).first()
     if row is None:  # no such viewer: a key recorded before still answers
         stored = await _stored(conn, who.viewer_id, key)
         if stored is not None:

@@ -38,7 +38,7 @@ async def put_profile(request: Request) -> Response:
     who = require_viewer(request)
     st = request.app.state
     st.catalog_limits.check("profile", who.viewer_id)
-    return JSON(await profiles.save_profile(st.db, st.payments, who, await json_body(request)))
+    return JSON(await profiles.save_profile(st.db, st.payments, who, await json_body(request), st.checkout.buyers))
 
 
 @doc("The viewer's saved profile (payment shown as a label only)", auth="viewer",
