@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from live.auth import Tokens
 from live.config import Settings
 from live.db import Database
-from live.http import EXCEPTION_HANDLERS
+from live.http import EXCEPTION_HANDLERS, RejectNul
 from live.metrics import Metrics
 
 log = logging.getLogger("vitrine.app")
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
-                    middleware=[Middleware(StatusMetrics, metrics=metrics)])
+                    middleware=[Middleware(StatusMetrics, metrics=metrics), Middleware(RejectNul)])
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.tokens = Tokens(settings.secret_key, admin_token=settings.admin_token,

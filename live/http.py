@@ -11,6 +11,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from live.errors import (
     BadRequest,
@@ -143,6 +144,26 @@ def query_int(request: Request, name: str, default: int, lo: int = 0, hi: int = 
     if not lo <= value <= hi:
         raise ValidationFailed(f"`{name}` must be between {lo} and {hi}")
     return value
+
+
+class RejectNul:
+    """ASGI middleware: a NUL character in the path or the query string (``%00``) is a 400 for HTTP
+    and a refused handshake for WebSockets. Ids and filters come from there; PostgreSQL cannot even
+    compare text holding NUL, so it would otherwise answer a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+                "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            if scope["type"] == "http":
+                await error_response(400, "bad_request", "the URL must not contain NUL characters")(
+                    scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": "NUL in the URL"})
+            return
+        await self.app(scope, receive, send)
 
 
 # -- error handlers ---------------------------------------------------------------------------
