@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from catalog.models import Order
 from live.db import Database
 
+COUNTERS_EVERY = 0.25
 log = logging.getLogger("vitrine.catalog")
 
 
@@ -78,7 +79,8 @@ class Signals:
         await self.emit(session_id, "counters", data, store=False, audience="staff")
 
     def counters_soon(self, session_id: str) -> None:
-        """Recount in the background; a burst of orders coalesces into few counts (the last one is fresh)."""
+        """Recount in the background; a burst of orders coalesces into at most one count per
+        ``COUNTERS_EVERY`` seconds per session (the last one is fresh)."""
         if session_id in self._counting:
             self._counting[session_id] = True
             return
@@ -91,6 +93,7 @@ class Signals:
                     await self.send_counters(session_id)
                     if not self._counting.get(session_id):
                         break
+                    await asyncio.sleep(COUNTERS_EVERY)  # a flash sale: let the next orders join this count
             finally:
                 self._counting.pop(session_id, None)
 
