@@ -13,7 +13,7 @@ from catalog.models import Order, OrderItem, table
 from catalog.payments.base import PaymentProvider, PaymentUnavailable
 from catalog.signals import Signals
 from catalog.stock import Executor, release_order
-from live.auth import Principal, Staff, Viewer
+from live.auth import Principal, Staff, Viewer, check_store
 from live.db import Database, now_ms
 from live.errors import Conflict, Forbidden, NotFound
 
@@ -78,6 +78,8 @@ async def get_order(db: Database, order_id: str, who: Principal) -> dict[str, An
                 order = None  # another viewer's order does not exist for you
         elif order is not None and not isinstance(who, Staff):
             raise Forbidden("viewer or staff only", code="viewer_only")
+        elif order is not None and isinstance(who, Staff):
+            check_store(who, order.store_id)
         if order is None:
             raise NotFound(f"no order {order_id!r}", code="order_not_found")
         items = await order_items(s, order_id)
@@ -95,12 +97,17 @@ async def my_orders(db: Database, who: Viewer, *, limit: int = 50) -> dict[str, 
 
 
 async def refund(db: Database, providers: dict[str, PaymentProvider], signals: Signals,
-                 order_id: str) -> dict[str, Any]:
-    """Refund a paid order in full and put its stock back (also how staff cancel an order)."""
+                 order_id: str, by: Staff | None = None) -> dict[str, Any]:
+    """Refund a paid order in full and put its stock back (also how staff cancel an order).
+
+    ``by``: the staff member asking; an associate refunds only their own store's orders.
+    """
     async with db.write() as s:
         order = await s.get(Order, order_id)
         if order is None:
             raise NotFound(f"no order {order_id!r}", code="order_not_found")
+        if by is not None:
+            check_store(by, order.store_id)
         if order.status == "refunded":
             raise Conflict("the order is already refunded", code="already_refunded")
         if order.status not in ("paid", "refunding") or not await transition(s, order_id, order.status,

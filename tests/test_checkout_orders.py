@@ -123,6 +123,15 @@ def test_refund_restores_stock_and_owner_only(server: LiveServer, world: dict[st
         assert (r.status_code, r.json()["error"]) == (404, "order_not_found")
         assert other.post(f"/api/orders/{order['order_id']}/refund").status_code == 403
     assert _stock(server, world["admin"], product["id"], store) == 0
+    with server.client(world["admin"]) as admin:
+        elsewhere = admin.post("/api/stores", json={"name": "Beijing SKP"}).json()
+        far = admin.post("/api/staff", json={"name": "Far", "role": "associate", "store_id": elsewhere["id"]}).json()
+    outsider = server.app.state.tokens.staff(far["id"], "associate", elsewhere["id"])
+    with server.client(outsider) as c:
+        r = c.post(f"/api/orders/{order['order_id']}/refund")
+        assert (r.status_code, r.json()["error"]) == (403, "other_store")
+        r = c.get(f"/api/orders/{order['order_id']}")
+        assert (r.status_code, r.json()["error"]) == (403, "other_store")
     with server.client(world["admin"]) as staff:
         full = staff.get(f"/api/orders/{order['order_id']}").json()
         assert full["store_id"] == store and full["session_kind"] == "public" and full["replay"] is False

@@ -103,9 +103,9 @@ async def my_orders(request: Request) -> Response:
 @doc("Cancel and refund a paid order in full; its stock is put back", auth="staff",
      responses={404: "order_not_found", 409: "not_paid | already_refunded"})
 async def refund_order(request: Request) -> Response:
-    require_staff(request, "admin", "marketer", "associate")
+    staff = require_staff(request, "admin", "marketer", "associate")
     st = request.app.state
-    return JSON(await orders.refund(st.db, st.payments, st.catalog_signals, request.path_params["id"]))
+    return JSON(await orders.refund(st.db, st.payments, st.catalog_signals, request.path_params["id"], by=staff))
 
 
 def routes() -> list[BaseRoute]:
