@@ -59,11 +59,15 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
                 first = asyncio.get_running_loop().create_future()
                 state = {"frames": 0}
 
-                def sink(codec: Any, frame: Any, first: Any = first, state: Any = state, pc: Any = pc) -> None:
+                def sink(
+                    codec: Any, frame: Any, first: Any = first, state: Any = state, pc: Any = pc
+                ) -> None:
                     state["frames"] += 1
                     if not first.done():
                         first.set_result(time.monotonic())
-                        for receiver in pc.getReceivers():  # from now on only count packets: a light client
+                        for (
+                            receiver
+                        ) in pc.getReceivers():  # from now on only count packets: a light client
                             receiver._enabled = False
 
                 t = pc.addTransceiver("video", direction="recvonly")
@@ -77,8 +81,16 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
                 except Exception as exc:
                     results.append({"error": repr(exc)[:200], "state": state, "pc": pc})
                 pcs.append(pc)
-                print(json.dumps({"joined": 1, "ttff": results[-1].get("ttff"),
-                                  "error": results[-1].get("error")}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "joined": 1,
+                            "ttff": results[-1].get("ttff"),
+                            "error": results[-1].get("error"),
+                        }
+                    ),
+                    flush=True,
+                )
                 await asyncio.sleep(stagger)
             print(json.dumps({"ready": True}), flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -95,16 +107,42 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
 # -- orchestration --------------------------------------------------------------------------------
 def start_server(workers: int, max_viewers: int, data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "VITRINE_DATA_DIR": str(data), "VITRINE_ADMIN_TOKEN": ADMIN,
-           "VITRINE_RTC_LOOPBACK": "1", "VITRINE_RELAY_WORKERS": str(workers),
-           "VITRINE_RELAY_MAX_VIEWERS": str(max_viewers),
-           "VITRINE_LOG_LEVEL": "WARNING",
-           "VITRINE_DATABASE_URL": "", "DATABASE_URL": f"sqlite:///{data}/bench.db"}
-    subprocess.run([sys.executable, "-m", "live.cli", "db", "upgrade"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host",
-                             "127.0.0.1", "--port", str(port), "--no-access-log", "--ws", "websockets-sansio"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=(data / "server.log").open("wb"))
+    env = {
+        **os.environ,
+        "VITRINE_DATA_DIR": str(data),
+        "VITRINE_ADMIN_TOKEN": ADMIN,
+        "VITRINE_RTC_LOOPBACK": "1",
+        "VITRINE_RELAY_WORKERS": str(workers),
+        "VITRINE_RELAY_MAX_VIEWERS": str(max_viewers),
+        "VITRINE_LOG_LEVEL": "WARNING",
+        "VITRINE_DATABASE_URL": "",
+        "DATABASE_URL": f"sqlite:///{data}/bench.db",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "live.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "live.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--ws",
+            "websockets-sansio",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(data / "server.log").open("wb"),
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -121,10 +159,21 @@ def start_server(workers: int, max_viewers: int, data: Path) -> tuple[subprocess
 
 def make_session(url: str) -> tuple[str, str]:
     with httpx.Client(base_url=url, headers={"authorization": f"Bearer {ADMIN}"}, timeout=30) as c:
-        store = c.post("/api/stores", json={"name": "Bench", "city": "Paris", "country": "FR"}).json()
-        staff = c.post("/api/staff", json={"name": "Host", "role": "associate", "store_id": store["id"]}).json()
-        sess = c.post("/api/sessions", json={"title": "Bench", "kind": "public", "store_id": store["id"],
-                                             "host_id": staff["id"]}).json()
+        store = c.post(
+            "/api/stores", json={"name": "Bench", "city": "Paris", "country": "FR"}
+        ).json()
+        staff = c.post(
+            "/api/staff", json={"name": "Host", "role": "associate", "store_id": store["id"]}
+        ).json()
+        sess = c.post(
+            "/api/sessions",
+            json={
+                "title": "Bench",
+                "kind": "public",
+                "store_id": store["id"],
+                "host_id": staff["id"],
+            },
+        ).json()
         return sess["id"], sess["host_token"]
 
 
@@ -169,26 +218,43 @@ async def publish(url: str, sid: str, token: str, frames: list[bytes]) -> Any:
     t = pc.addTransceiver(video, direction="sendonly")
     from aiortc import RTCRtpSender
 
-    t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                           if c.mimeType.lower() in ("video/vp8", "video/rtx")])
+    t.setCodecPreferences(
+        [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in ("video/vp8", "video/rtx")
+        ]
+    )
     honour_keyframe_requests(t.sender, video)
     pc.addTransceiver(audio, direction="sendonly")
     if os.environ.get("BENCH_DEBUG"):
-        pc.on("connectionstatechange", lambda: print(f"        publisher {pc.connectionState} "
-                                                     f"(ice {pc.iceConnectionState})", flush=True))
+        pc.on(
+            "connectionstatechange",
+            lambda: print(
+                f"        publisher {pc.connectionState} (ice {pc.iceConnectionState})", flush=True
+            ),
+        )
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         await negotiate(http, f"/whip/{sid}", pc, token)
     return pc
 
 
-def spawn_viewers(url: str, sid: str, n: int, procs: int, stagger: float) -> list[subprocess.Popen[str]]:
+def spawn_viewers(
+    url: str, sid: str, n: int, procs: int, stagger: float
+) -> list[subprocess.Popen[str]]:
     out = []
     per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     for count in per:
         if count:
-            out.append(subprocess.Popen([sys.executable, __file__, "--viewer-proc", url, sid, str(count),
-                                         str(stagger)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True))
+            out.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--viewer-proc", url, sid, str(count), str(stagger)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
     return out
 
 
@@ -209,18 +275,32 @@ async def read_until(proc: subprocess.Popen[str], key: str, sink: list[dict[str,
 
 
 async def server_sent(url: str, sid: str) -> dict[str, int]:
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"authorization": f"Bearer {ADMIN}"}) as h:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=30, headers={"authorization": f"Bearer {ADMIN}"}
+    ) as h:
         st = (await h.get(f"/api/sessions/{sid}/stream")).json()
     items = st["viewers"]["items"]
     if st["host"] != "publishing" or os.environ.get("BENCH_DEBUG"):
         print(f"        host is {st['host']}: {st['publisher']}", flush=True)
-    return {"count": st["viewers"]["count"], "packets_sent": sum(i["packets_sent"] for i in items),
-            "total_sent": sum(i["packets_sent"] for i in items),
-            "dropped": sum(i["frames_dropped"] for i in items)}
+    return {
+        "count": st["viewers"]["count"],
+        "packets_sent": sum(i["packets_sent"] for i in items),
+        "total_sent": sum(i["packets_sent"] for i in items),
+        "dropped": sum(i["frames_dropped"] for i in items),
+    }
 
 
-async def run_case(url: str, server: psutil.Process, sid: str, n: int, window: float, procs: int,
-                   stagger: float, base_cpu: float, base_rss: int) -> dict[str, Any]:
+async def run_case(
+    url: str,
+    server: psutil.Process,
+    sid: str,
+    n: int,
+    window: float,
+    procs: int,
+    stagger: float,
+    base_cpu: float,
+    base_rss: int,
+) -> dict[str, Any]:
     viewers = spawn_viewers(url, sid, n, procs, stagger)
     msgs: list[dict[str, Any]] = []
     await asyncio.gather(*(read_until(v, "ready", msgs) for v in viewers))
@@ -248,23 +328,38 @@ async def run_case(url: str, server: psutil.Process, sid: str, n: int, window: f
     per_viewer = max(cores - base_cpu, 1e-9) / max(n - len(errors), 1)
     sent = s1["packets_sent"] - s0["packets_sent"]
     per_packet = max(c1 - c0 - base_cpu * (t1 - t0), 1e-9) / max(sent, 1)
-    return {"n": n, "sent_rate": sent / (t1 - t0) / max(n, 1), "us_per_packet": per_packet * 1e6,
-            "watching": s1["count"], "dropped": s1["dropped"], "ok": n - len(errors), "errors": errors[:3], "cores": cores,
-            "cpu_per_viewer_pct": per_viewer * 100, "viewers_per_core": 1 / per_viewer,
-            "mem_per_viewer_kb": (mem - base_rss) / max(n, 1) / 1024,
-            "ttff_p50": statistics.median(ttff) if ttff else None,
-            "ttff_p95": ttff[min(len(ttff) - 1, int(len(ttff) * 0.95))] if ttff else None,
-            "received": received, "lost": lost, "sent": s2["total_sent"]}
+    return {
+        "n": n,
+        "sent_rate": sent / (t1 - t0) / max(n, 1),
+        "us_per_packet": per_packet * 1e6,
+        "watching": s1["count"],
+        "dropped": s1["dropped"],
+        "ok": n - len(errors),
+        "errors": errors[:3],
+        "cores": cores,
+        "cpu_per_viewer_pct": per_viewer * 100,
+        "viewers_per_core": 1 / per_viewer,
+        "mem_per_viewer_kb": (mem - base_rss) / max(n, 1) / 1024,
+        "ttff_p50": statistics.median(ttff) if ttff else None,
+        "ttff_p95": ttff[min(len(ttff) - 1, int(len(ttff) * 0.95))] if ttff else None,
+        "received": received,
+        "lost": lost,
+        "sent": s2["total_sent"],
+    }
 
 
 async def bench(args: argparse.Namespace) -> None:
     frames = clip_720p()  # encoded once and cached for the publisher process
     rate = sum(map(len, frames)) * 8 / (len(frames) / 30)
-    print(f"publisher: VP8 1280x720 30 fps, {rate / 1e6:.2f} Mbit/s video + Opus; window {args.window}s; "
-          f"{os.cpu_count()} cores (shared)\n")
-    header = (f"{'workers':>7} {'N':>5} {'ok':>5} {'srv cores':>9} {'cpu/viewer':>10} {'viewers/core':>12} "
-              f"{'us/packet':>9} {'pkt/s/viewer':>12} {'norm v/core':>11} "
-              f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'sent':>8} {'lost':>6}")
+    print(
+        f"publisher: VP8 1280x720 30 fps, {rate / 1e6:.2f} Mbit/s video + Opus; window {args.window}s; "
+        f"{os.cpu_count()} cores (shared)\n"
+    )
+    header = (
+        f"{'workers':>7} {'N':>5} {'ok':>5} {'srv cores':>9} {'cpu/viewer':>10} {'viewers/core':>12} "
+        f"{'us/packet':>9} {'pkt/s/viewer':>12} {'norm v/core':>11} "
+        f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'sent':>8} {'lost':>6}"
+    )
     expected_pps = rate / 8 / 1100 + 50  # ~1100-byte video payloads, plus 50 Opus packets a second
     print(header)
     for workers in args.workers:
@@ -273,8 +368,12 @@ async def bench(args: argparse.Namespace) -> None:
             try:
                 server = psutil.Process(proc.pid)
                 sid, token = make_session(url)
-                pub = subprocess.Popen([sys.executable, __file__, "--publisher-proc", url, sid, token],  # noqa: ASYNC220
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                pub = subprocess.Popen(
+                    [sys.executable, __file__, "--publisher-proc", url, sid, token],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 await read_until(pub, "published", [])  # type: ignore[arg-type]
                 await asyncio.sleep(3)
                 fam = family(server)
@@ -283,15 +382,27 @@ async def bench(args: argparse.Namespace) -> None:
                 base_cpu = (cpu_seconds(family(server)) - c0) / (time.monotonic() - t0)
                 base_rss = rss(family(server))
                 for n in args.viewers:
-                    r = await run_case(url, server, sid, n, args.window, args.procs, args.stagger, base_cpu,
-                                       base_rss)
+                    r = await run_case(
+                        url,
+                        server,
+                        sid,
+                        n,
+                        args.window,
+                        args.procs,
+                        args.stagger,
+                        base_cpu,
+                        base_rss,
+                    )
                     p50 = f"{r['ttff_p50']:.0f} ms" if r["ttff_p50"] is not None else "-"
                     p95 = f"{r['ttff_p95']:.0f} ms" if r["ttff_p95"] is not None else "-"
                     norm = 1e6 / (r["us_per_packet"] * expected_pps)
-                    print(f"{workers:>7} {n:>5} {r['ok']:>5} {r['cores']:>9.2f} {r['cpu_per_viewer_pct']:>9.2f}% "
-                          f"{r['viewers_per_core']:>12.0f} {r['us_per_packet']:>9.1f} {r['sent_rate']:>12.0f} "
-                          f"{norm:>11.0f} {r['mem_per_viewer_kb']:>7.0f} KB {p50:>9} {p95:>9} "
-                          f"{r['sent']:>8} {r['lost']:>6}", flush=True)
+                    print(
+                        f"{workers:>7} {n:>5} {r['ok']:>5} {r['cores']:>9.2f} {r['cpu_per_viewer_pct']:>9.2f}% "
+                        f"{r['viewers_per_core']:>12.0f} {r['us_per_packet']:>9.1f} {r['sent_rate']:>12.0f} "
+                        f"{norm:>11.0f} {r['mem_per_viewer_kb']:>7.0f} KB {p50:>9} {p95:>9} "
+                        f"{r['sent']:>8} {r['lost']:>6}",
+                        flush=True,
+                    )
                     if r["errors"]:
                         print(f"        errors: {r['errors']}")
                 assert pub.stdin is not None
@@ -302,14 +413,18 @@ async def bench(args: argparse.Namespace) -> None:
                 proc.wait(20)
                 log = (Path(tmp) / "server.log").read_text(errors="replace").strip().splitlines()
                 if log and os.environ.get("BENCH_DEBUG"):
-                    print(f"server log ({len(log)} lines):\n  " + "\n  ".join(
-                        line[:300] for line in log if "uvicorn" not in line))
-    print("\nsrv cores: server CPU (all its processes) while N viewers watch; cpu/viewer excludes the "
-          "no-viewer baseline; us/packet: server CPU per RTP packet sent to viewers; norm v/core: viewers "
-          f"per core at {expected_pps:.0f} packets/s per viewer (what a viewer of this stream needs), from "
-          "us/packet, so it holds even when starved viewer processes take fewer packets; ttff: WHEP POST to "
-          "first video frame for viewers joining one by one; sent: RTP packets the relay sent to the viewers; lost: "
-          "sent minus what the viewers' transports received (RTCP counted as received, so a lower bound).")
+                    print(
+                        f"server log ({len(log)} lines):\n  "
+                        + "\n  ".join(line[:300] for line in log if "uvicorn" not in line)
+                    )
+    print(
+        "\nsrv cores: server CPU (all its processes) while N viewers watch; cpu/viewer excludes the "
+        "no-viewer baseline; us/packet: server CPU per RTP packet sent to viewers; norm v/core: viewers "
+        f"per core at {expected_pps:.0f} packets/s per viewer (what a viewer of this stream needs), from "
+        "us/packet, so it holds even when starved viewer processes take fewer packets; ttff: WHEP POST to "
+        "first video frame for viewers joining one by one; sent: RTP packets the relay sent to the viewers; lost: "
+        "sent minus what the viewers' transports received (RTCP counted as received, so a lower bound)."
+    )
 
 
 def main() -> None:
@@ -320,12 +435,18 @@ def main() -> None:
         url, sid, count, stagger = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
         asyncio.run(viewer_proc(url, sid, count, stagger))
         return
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--viewers", default="10,50", help="comma-separated viewer counts (default 10,50)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--viewers", default="10,50", help="comma-separated viewer counts (default 10,50)"
+    )
     p.add_argument("--workers", default="1", help="comma-separated relay worker counts (default 1)")
     p.add_argument("--window", type=float, default=5.0, help="CPU measurement window, seconds")
     p.add_argument("--procs", type=int, default=4, help="viewer client processes")
-    p.add_argument("--stagger", type=float, default=0.05, help="seconds between joins in one viewer process")
+    p.add_argument(
+        "--stagger", type=float, default=0.05, help="seconds between joins in one viewer process"
+    )
     args = p.parse_args()
     args.viewers = [int(x) for x in args.viewers.split(",")]
     args.workers = [int(x) for x in args.workers.split(",")]

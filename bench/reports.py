@@ -52,20 +52,41 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def make_directory(db: Database, sessions: int, rng: random.Random) -> list[tuple[str, str, int]]:
+async def make_directory(
+    db: Database, sessions: int, rng: random.Random
+) -> list[tuple[str, str, int]]:
     """Stores, associates and sessions; returns (session id, kind, audience size weight)."""
     stores = [{"id": f"st_b{i:02d}", "name": f"Store {i}"} for i in range(12)]
-    staff = [{"id": f"sf_b{i:03d}", "name": f"Associate {i}", "role": "associate", "store_id": stores[i % 12]["id"]}
-             for i in range(60)]
+    staff = [
+        {
+            "id": f"sf_b{i:03d}",
+            "name": f"Associate {i}",
+            "role": "associate",
+            "store_id": stores[i % 12]["id"],
+        }
+        for i in range(60)
+    ]
     rows, plan = [], []
     for n in range(sessions):
         kind = "private" if rng.random() < 0.7 else "public"
         host = staff[rng.randrange(len(staff))]
         start = T0 + n * 3_600_000 * 4
-        rows.append({"id": f"se_b{n:05d}", "title": f"Session {n}", "kind": kind, "store_id": host["store_id"],
-                     "host_id": host["id"], "status": "ended", "scheduled_at": start, "started_at": start,
-                     "ended_at": start + 3_600_000})
-        plan.append((rows[-1]["id"], kind, 1 if kind == "private" else rng.choice((5, 10, 40, 200))))
+        rows.append(
+            {
+                "id": f"se_b{n:05d}",
+                "title": f"Session {n}",
+                "kind": kind,
+                "store_id": host["store_id"],
+                "host_id": host["id"],
+                "status": "ended",
+                "scheduled_at": start,
+                "started_at": start,
+                "ended_at": start + 3_600_000,
+            }
+        )
+        plan.append(
+            (rows[-1]["id"], kind, 1 if kind == "private" else rng.choice((5, 10, 40, 200)))
+        )
     async with db.write() as s:
         await s.execute(insert(Store), stores)
         await s.execute(insert(StaffMember), staff)
@@ -73,7 +94,9 @@ async def make_directory(db: Database, sessions: int, rng: random.Random) -> lis
     return plan
 
 
-def event_stream(plan: list[tuple[str, str, int]], total: int, rng: random.Random) -> Iterator[Event]:
+def event_stream(
+    plan: list[tuple[str, str, int]], total: int, rng: random.Random
+) -> Iterator[Event]:
     """``total`` events spread over the sessions by audience weight; heartbeats one per 10 s."""
     weight = sum(w for _, _, w in plan)
     made = 0
@@ -86,17 +109,39 @@ def event_stream(plan: list[tuple[str, str, int]], total: int, rng: random.Rando
             v += 1
             join = start + rng.randrange(0, 3_000_000)
             watch = max(1, int(rng.expovariate(1 / (90 if kind == "private" else 12))))
-            evs = [Event("joined", sid, vid, join, source="invite" if kind == "private" else "public",
-                         associate_id=f"sf_b{rng.randrange(60):03d}" if kind == "private" else None)]
+            evs = [
+                Event(
+                    "joined",
+                    sid,
+                    vid,
+                    join,
+                    source="invite" if kind == "private" else "public",
+                    associate_id=f"sf_b{rng.randrange(60):03d}" if kind == "private" else None,
+                )
+            ]
             evs += [Event("heartbeat", sid, vid, join + k * 10_000) for k in range(watch)]
-            evs.append(Event("impression", sid, vid, join + 30_000, product_id=f"pr_{rng.randrange(40):03d}"))
+            evs.append(
+                Event(
+                    "impression", sid, vid, join + 30_000, product_id=f"pr_{rng.randrange(40):03d}"
+                )
+            )
             if rng.random() < 0.1:
                 evs.append(Event("chat", sid, vid, join + 40_000))
             if rng.random() < (0.3 if kind == "private" else 0.03):
                 evs.append(Event("card_opened", sid, vid, join + 50_000, product_id="pr_001"))
                 if rng.random() < 0.6:
-                    evs.append(Event("purchase", sid, vid, join + 60_000, order_id=f"or_{sid[3:]}_{v}",
-                                     amount=rng.randrange(10_000, 200_000), currency="CNY", product_id="pr_001"))
+                    evs.append(
+                        Event(
+                            "purchase",
+                            sid,
+                            vid,
+                            join + 60_000,
+                            order_id=f"or_{sid[3:]}_{v}",
+                            amount=rng.randrange(10_000, 200_000),
+                            currency="CNY",
+                            product_id="pr_001",
+                        )
+                    )
             evs.append(Event("left", sid, vid, join + watch * 10_000))
             evs = evs[:budget]
             budget -= len(evs)
@@ -104,7 +149,9 @@ def event_stream(plan: list[tuple[str, str, int]], total: int, rng: random.Rando
             yield from evs
 
 
-async def load(db: Database, plan: list[tuple[str, str, int]], total: int, rng: random.Random) -> float:
+async def load(
+    db: Database, plan: list[tuple[str, str, int]], total: int, rng: random.Random
+) -> float:
     recorder = Recorder(db)
     t0 = time.perf_counter()
     batch: list[Event] = []
@@ -137,52 +184,80 @@ async def run(url: str, events: int, sessions: int, repeat: int) -> None:
     try:
         plan = await make_directory(db, sessions, rng)
         seconds = await load(db, plan, events, rng)
-        print(f"loaded {events:,} events into {sessions:,} sessions in {seconds:.1f}s "
-              f"({events / seconds:,.0f} events/s)")
+        print(
+            f"loaded {events:,} events into {sessions:,} sessions in {seconds:.1f}s "
+            f"({events / seconds:,.0f} events/s)"
+        )
         async with db.read() as s:
-            biggest = await s.scalar(text("SELECT session_id FROM analytics_session_stats ORDER BY reach DESC LIMIT 1"))
+            biggest = await s.scalar(
+                text("SELECT session_id FROM analytics_session_stats ORDER BY reach DESC LIMIT 1")
+            )
             logged = await s.scalar(select(func.count()).select_from(AnalyticsEvent))
             watch_rows = await s.scalar(text("SELECT count(*) FROM analytics_watch"))
         print(f"event log rows {logged:,}; watch rows {watch_rows:,}; biggest session {biggest}")
         f = reports.Filters()
         cases: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-            ("GET /api/reports/sessions (100 rows)", lambda: reports.sessions_report(db, f, limit=100)),
-            ("GET /api/reports/sessions?format=csv (all)", lambda: reports.sessions_report(db, f, limit=100_000)),
-            ("GET /api/reports/sessions/{biggest}", lambda: reports.session_report(db, str(biggest))),
+            (
+                "GET /api/reports/sessions (100 rows)",
+                lambda: reports.sessions_report(db, f, limit=100),
+            ),
+            (
+                "GET /api/reports/sessions?format=csv (all)",
+                lambda: reports.sessions_report(db, f, limit=100_000),
+            ),
+            (
+                "GET /api/reports/sessions/{biggest}",
+                lambda: reports.session_report(db, str(biggest)),
+            ),
             ("GET /api/reports/compare?by=kind", lambda: reports.compare(db, "kind", f)),
             ("GET /api/reports/compare?by=store", lambda: reports.compare(db, "store", f)),
             ("GET /api/reports/compare?by=associate", lambda: reports.compare(db, "associate", f)),
             ("GET /api/reports/compare?by=month", lambda: reports.compare(db, "month", f)),
             ("GET /api/reports/associates", lambda: reports.associates_report(db, f)),
-            ("GET /api/sessions/{biggest}/live-counters", lambda: reports.live_counters(db, str(biggest), T0)),
+            (
+                "GET /api/sessions/{biggest}/live-counters",
+                lambda: reports.live_counters(db, str(biggest), T0),
+            ),
         ]
         print(f"\n{'report':48} {'best':>9} {'median':>9}  target {TARGET_S:.0f}s")
         worst = 0.0
         for name, fn in cases:
             best, med = await timed(fn, repeat)
             worst = max(worst, med)
-            print(f"{name:48} {best * 1000:8.1f}ms {med * 1000:8.1f}ms  {'ok' if med < TARGET_S else 'SLOW'}")
+            print(
+                f"{name:48} {best * 1000:8.1f}ms {med * 1000:8.1f}ms  {'ok' if med < TARGET_S else 'SLOW'}"
+            )
 
         async def naive() -> None:  # what compare?by=kind would cost without roll-ups: scan the log
             async with db.read() as s:
-                await s.execute(text(
-                    "SELECT s.kind, count(DISTINCT (e.session_id, e.viewer_id)), "
-                    "count(DISTINCT (e.session_id, e.viewer_id)) FILTER (WHERE e.kind = 'purchase') "
-                    "FROM analytics_events e JOIN sessions s ON s.id = e.session_id GROUP BY s.kind"))
+                await s.execute(
+                    text(
+                        "SELECT s.kind, count(DISTINCT (e.session_id, e.viewer_id)), "
+                        "count(DISTINCT (e.session_id, e.viewer_id)) FILTER (WHERE e.kind = 'purchase') "
+                        "FROM analytics_events e JOIN sessions s ON s.id = e.session_id GROUP BY s.kind"
+                    )
+                )
+
         best, _ = await timed(naive, 1)
         rolled, _ = await timed(lambda: reports.compare(db, "kind", f), 1)
-        print(f"{'(naive: reach and buyers by kind from the log)':48} {best * 1000:8.1f}ms  "
-              f"{best / max(rolled, 1e-9):.1f}x compare?by=kind")
+        print(
+            f"{'(naive: reach and buyers by kind from the log)':48} {best * 1000:8.1f}ms  "
+            f"{best / max(rolled, 1e-9):.1f}x compare?by=kind"
+        )
     finally:
         await db.dispose()
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--sessions", type=int, default=2000)
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--database-url", help="an empty database to use (default: a scratch one, dropped after)")
+    p.add_argument(
+        "--database-url", help="an empty database to use (default: a scratch one, dropped after)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = p.parse_args()
     url, scratch = args.database_url, None

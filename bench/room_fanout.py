@@ -84,11 +84,14 @@ class Viewer(asyncio.Protocol):
             from websockets.http11 import Response
 
             self.ws.receive_data(buf[: end + 4])
-            ok = any(isinstance(ev, Response) and ev.status_code == 101 for ev in self.ws.events_received())
+            ok = any(
+                isinstance(ev, Response) and ev.status_code == 101
+                for ev in self.ws.events_received()
+            )
             self.handshake = False
             if not ok and not self.open.done():
                 self.open.set_result(False)
-            buf = buf[end + 4:]
+            buf = buf[end + 4 :]
         now = time.time()
         pos, n = 0, len(buf)
         while n - pos >= 2:
@@ -97,14 +100,14 @@ class Viewer(asyncio.Protocol):
             if length == 126:
                 if n - pos < 4:
                     break
-                length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
             elif length == 127:
                 if n - pos < 10:
                     break
-                length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if n - pos < head + length:
                 break
-            payload = buf[pos + head:pos + head + length]
+            payload = buf[pos + head : pos + head + length]
             pos += head + length
             if opcode == 1:
                 self._events(payload, now)
@@ -196,13 +199,33 @@ def server(env: dict[str, str], log_dir: str) -> Iterator[Server]:
     Its output goes to a file in ``log_dir`` (the last line is printed after the run), and the
     pid is kept for CPU and memory readings."""
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host", "127.0.0.1",
-           "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
-           "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "live.app:app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws",
+        "websockets-sansio",
+        "--ws-per-message-deflate",
+        "false",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     log_path = Path(log_dir) / f"server-{port}.log"
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT,
-                                cwd=Path(__file__).resolve().parents[1])
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         live = LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", None)  # type: ignore[arg-type]
         try:
             wait_for(lambda: _up(proc, live.url), 60, interval=0.1, what="server start")
@@ -244,21 +267,40 @@ async def make_world(database_url: str, viewers: int) -> tuple[str, list[str]]:
         await s.flush()
         s.add(host)
         await s.flush()
-        s.add(LiveSession(id=sid, title="Bench", kind="public", store_id=store.id, host_id=host.id,
-                          status="live"))
+        s.add(
+            LiveSession(
+                id=sid,
+                title="Bench",
+                kind="public",
+                store_id=store.id,
+                host_id=host.id,
+                status="live",
+            )
+        )
         await s.flush()
-        s.add_all([SessionViewer(id=v, session_id=sid, anon_key=v, name=f"viewer {i}") for i, v in enumerate(ids)])
+        s.add_all(
+            [
+                SessionViewer(id=v, session_id=sid, anon_key=v, name=f"viewer {i}")
+                for i, v in enumerate(ids)
+            ]
+        )
     await db.dispose()
     tokens = Tokens(SECRET)
     return sid, [tokens.viewer(sid, v) for v in ids]
 
 
 # -- one configuration -----------------------------------------------------------------------------
-async def chatters(servers: list[Server], sid: str, tokens: list[str], rate: float, duration: float) -> int:
+async def chatters(
+    servers: list[Server], sid: str, tokens: list[str], rate: float, duration: float
+) -> int:
     from websockets.asyncio.client import connect
 
-    conns = [await connect(f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={t}", compression=None)
-             for t in tokens]
+    conns = [
+        await connect(
+            f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={t}", compression=None
+        )
+        for t in tokens
+    ]
     drains = [asyncio.create_task(_drain(c)) for c in conns]
     interval = 1 / rate
     start = time.monotonic()
@@ -283,8 +325,14 @@ async def _drain(c: Any) -> None:
         pass
 
 
-def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], args: argparse.Namespace,
-               stalled_token: str | None = None) -> dict[str, Any]:
+def run_config(
+    label: str,
+    servers: list[Server],
+    sid: str,
+    tokens: list[str],
+    args: argparse.Namespace,
+    stalled_token: str | None = None,
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     n = len(tokens)
     procs, pipes = [], []
@@ -292,8 +340,10 @@ def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], a
     rss0 = sum(s.rss() for s in servers)
     for g in range(groups):
         ports = [servers[i % len(servers)].port for i in range(len(tokens[g::groups]))]
-        targets = [(port, f"ws://127.0.0.1:{port}/ws/sessions/{sid}?token={t}")
-                   for port, t in zip(ports, tokens[g::groups], strict=True)]
+        targets = [
+            (port, f"ws://127.0.0.1:{port}/ws/sessions/{sid}?token={t}")
+            for port, t in zip(ports, tokens[g::groups], strict=True)
+        ]
         mine, theirs = ctx.Pipe()
         p = ctx.Process(target=viewer_process, args=(targets, theirs, False), daemon=True)
         p.start()
@@ -302,7 +352,9 @@ def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], a
     if stalled_token:
         mine, theirs = ctx.Pipe()
         uri = f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={stalled_token}"
-        p = ctx.Process(target=viewer_process, args=([(servers[0].port, uri)], theirs, True), daemon=True)
+        p = ctx.Process(
+            target=viewer_process, args=([(servers[0].port, uri)], theirs, True), daemon=True
+        )
         p.start()
         procs.append(p)
         pipes.append(mine)
@@ -315,9 +367,24 @@ def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], a
     ccpu0 = sum(c.cpu_times().user + c.cpu_times().system for c in clients)
     spy = None
     if os.environ.get("BENCH_PYSPY"):  # profile the (first) server during the measured window
-        spy = subprocess.Popen(["py-spy", "record", "-p", str(servers[0].pid), "-d", str(int(args.duration)),
-                                "-f", "speedscope", "-o", os.environ["BENCH_PYSPY"], "-r", "200"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "-p",
+                str(servers[0].pid),
+                "-d",
+                str(int(args.duration)),
+                "-f",
+                "speedscope",
+                "-o",
+                os.environ["BENCH_PYSPY"],
+                "-r",
+                "200",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     cpu0, t0 = sum(s.cpu() for s in servers), time.monotonic()
     chat_tokens = tokens[: args.chatters]  # chatters are viewers too (they also receive)
     sent = asyncio.run(chatters(servers, sid, chat_tokens, args.rate, args.duration))
@@ -331,13 +398,15 @@ def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], a
     results = [pp.recv() for pp in pipes]
     for p in procs:
         p.join(10)
-    normal = results[: groups]
+    normal = results[:groups]
     seen = [x for r in normal for x in r["seen"]]
     lat = sorted(x for r in normal for x in r["lat"])
     expected = sent * len(seen)
     delivered = sum(seen)
     out = {
-        "config": label, "viewers": connected, "sent": sent,
+        "config": label,
+        "viewers": connected,
+        "sent": sent,
         "delivered/s": delivered / (t1 - t0),
         "complete": delivered / expected if expected else 0.0,
         "p50 ms": 1000 * lat[len(lat) // 2] if lat else float("nan"),
@@ -353,24 +422,50 @@ def run_config(label: str, servers: list[Server], sid: str, tokens: list[str], a
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    cols = ["config", "viewers", "sent", "delivered/s", "complete", "p50 ms", "p99 ms", "cpu %", "client cpu %", "KB/conn",
-            "dropped", "stalled closed"]
+    cols = [
+        "config",
+        "viewers",
+        "sent",
+        "delivered/s",
+        "complete",
+        "p50 ms",
+        "p99 ms",
+        "cpu %",
+        "client cpu %",
+        "KB/conn",
+        "dropped",
+        "stalled closed",
+    ]
     cols = [c for c in cols if any(c in r for r in rows)]
     print(" | ".join(f"{c:>14}" for c in cols))
     for r in rows:
         cells = []
         for c in cols:
             v = r.get(c, "")
-            cells.append(f"{v:>14.3f}" if c == "complete" else f"{v:>14.1f}" if isinstance(v, float) else f"{v!s:>14}")
+            cells.append(
+                f"{v:>14.3f}"
+                if c == "complete"
+                else f"{v:>14.1f}"
+                if isinstance(v, float)
+                else f"{v!s:>14}"
+            )
         print(" | ".join(cells), flush=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="100,1000,2000", help="viewer counts on one process")
-    ap.add_argument("--rate", type=float, default=40.0, help="chat messages per second (all chatters)")
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of chat per configuration")
-    ap.add_argument("--drain", type=float, default=2.0, help="seconds to wait for stragglers after sending")
+    ap.add_argument(
+        "--rate", type=float, default=40.0, help="chat messages per second (all chatters)"
+    )
+    ap.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of chat per configuration"
+    )
+    ap.add_argument(
+        "--drain", type=float, default=2.0, help="seconds to wait for stragglers after sending"
+    )
     ap.add_argument("--chatters", type=int, default=4)
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument("--database", default="", help="DATABASE_URL (default: a fresh SQLite file)")
@@ -386,11 +481,20 @@ def main() -> None:
 
         upgrade(url)
         sid, tokens = asyncio.run(make_world(url, biggest + 1))
-        env = {"DATABASE_URL": url, "VITRINE_SECRET_KEY": SECRET, "VITRINE_ADMIN_TOKEN": ADMIN,
-               "VITRINE_DATA_DIR": tmp, "VITRINE_RATE_LIMIT_MESSAGES": "1000000", "VITRINE_LOG_LEVEL": "WARNING",
-               "VITRINE_REDIS_PREFIX": "bench" + secrets.token_hex(3)}
-        print(f"room fan-out: rate {args.rate:g} msg/s, {args.duration:g} s per configuration, "
-              f"{psutil.cpu_count()} cores, SQLite={url.startswith('sqlite')}", flush=True)
+        env = {
+            "DATABASE_URL": url,
+            "VITRINE_SECRET_KEY": SECRET,
+            "VITRINE_ADMIN_TOKEN": ADMIN,
+            "VITRINE_DATA_DIR": tmp,
+            "VITRINE_RATE_LIMIT_MESSAGES": "1000000",
+            "VITRINE_LOG_LEVEL": "WARNING",
+            "VITRINE_REDIS_PREFIX": "bench" + secrets.token_hex(3),
+        }
+        print(
+            f"room fan-out: rate {args.rate:g} msg/s, {args.duration:g} s per configuration, "
+            f"{psutil.cpu_count()} cores, SQLite={url.startswith('sqlite')}",
+            flush=True,
+        )
         rows = []
         for n in sizes:
             with server(env, tmp) as s:
@@ -398,13 +502,26 @@ def main() -> None:
             print_table(rows[-1:])
         if not args.skip_stall:
             with server(env, tmp) as s:
-                rows.append(run_config(f"1 proc, N={biggest}+stalled", [s], sid, tokens[:biggest], args,
-                                       stalled_token=tokens[biggest]))
+                rows.append(
+                    run_config(
+                        f"1 proc, N={biggest}+stalled",
+                        [s],
+                        sid,
+                        tokens[:biggest],
+                        args,
+                        stalled_token=tokens[biggest],
+                    )
+                )
         if not args.skip_redis:
             renv = {**env, "REDIS_URL": args.redis}
             with ExitStack() as stack:
-                a, b = stack.enter_context(server(renv, tmp)), stack.enter_context(server(renv, tmp))
-                rows.append(run_config(f"2 procs+Redis, N={biggest}", [a, b], sid, tokens[:biggest], args))
+                a, b = (
+                    stack.enter_context(server(renv, tmp)),
+                    stack.enter_context(server(renv, tmp)),
+                )
+                rows.append(
+                    run_config(f"2 procs+Redis, N={biggest}", [a, b], sid, tokens[:biggest], args)
+                )
         print()
         print_table(rows)
 

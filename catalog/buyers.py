@@ -42,11 +42,20 @@ def owner_key(v: Any) -> str:
 def buyer_of(v: Any, who: Viewer) -> Buyer:
     """The buyer behind a viewer row (ORM object or row with its columns), checked against the token."""
     if v is None or v.session_id != who.session_id:
-        raise Unauthorized("this viewer no longer exists; join the session again", code="invalid_token")
+        raise Unauthorized(
+            "this viewer no longer exists; join the session again", code="invalid_token"
+        )
     if v.banned:
         raise Forbidden("you have been removed from this session", code="banned")
-    return Buyer(viewer_id=v.id, session_id=v.session_id, owner_key=owner_key(v), client_id=v.client_id,
-                 invite_id=v.invite_id, associate_id=v.associate_id, city=v.city or "")
+    return Buyer(
+        viewer_id=v.id,
+        session_id=v.session_id,
+        owner_key=owner_key(v),
+        client_id=v.client_id,
+        invite_id=v.invite_id,
+        associate_id=v.associate_id,
+        city=v.city or "",
+    )
 
 
 async def load_buyer(s: AsyncSession, who: Viewer) -> Buyer:

@@ -17,24 +17,51 @@ from live.models import LiveSession
 
 
 async def _open_cart(s: AsyncSession, buyer: Buyer) -> Cart | None:
-    return await s.scalar(select(Cart).where(Cart.session_id == buyer.session_id, Cart.viewer_id == buyer.viewer_id,
-                                             Cart.status == "open").order_by(Cart.updated_at.desc()).limit(1))
+    return await s.scalar(
+        select(Cart)
+        .where(
+            Cart.session_id == buyer.session_id,
+            Cart.viewer_id == buyer.viewer_id,
+            Cart.status == "open",
+        )
+        .order_by(Cart.updated_at.desc())
+        .limit(1)
+    )
 
 
 async def _cart_json(s: AsyncSession, cart: Cart | None) -> dict[str, Any]:
     if cart is None:
         return {"id": None, "items": [], "total": 0, "currency": None}
-    rows = (await s.execute(select(CartItem, Variant, Product).join(Variant, Variant.id == CartItem.variant_id)
-                            .join(Product, Product.id == CartItem.product_id)
-                            .where(CartItem.cart_id == cart.id).order_by(CartItem.added_at))).all()
+    rows = (
+        await s.execute(
+            select(CartItem, Variant, Product)
+            .join(Variant, Variant.id == CartItem.variant_id)
+            .join(Product, Product.id == CartItem.product_id)
+            .where(CartItem.cart_id == cart.id)
+            .order_by(CartItem.added_at)
+        )
+    ).all()
     items: list[dict[str, Any]] = []
     for item, variant, product in rows:
         price = product.price_minor if variant.price_minor is None else variant.price_minor
-        items.append({"product_id": product.id, "variant_id": variant.id, "title": product.title,
-                      "size": variant.size, "colour": variant.colour, "qty": item.qty, "unit_price": price,
-                      "image_url": product.image_url})
-    return {"id": cart.id, "items": items, "total": sum(int(i["unit_price"]) * int(i["qty"]) for i in items),
-            "currency": rows[0][2].currency if rows else None}
+        items.append(
+            {
+                "product_id": product.id,
+                "variant_id": variant.id,
+                "title": product.title,
+                "size": variant.size,
+                "colour": variant.colour,
+                "qty": item.qty,
+                "unit_price": price,
+                "image_url": product.image_url,
+            }
+        )
+    return {
+        "id": cart.id,
+        "items": items,
+        "total": sum(int(i["unit_price"]) * int(i["qty"]) for i in items),
+        "currency": rows[0][2].currency if rows else None,
+    }
 
 
 async def get_cart(db: Database, who: Viewer) -> dict[str, Any]:
@@ -43,7 +70,9 @@ async def get_cart(db: Database, who: Viewer) -> dict[str, Any]:
         return await _cart_json(s, await _open_cart(s, buyer))
 
 
-async def add_item(db: Database, who: Viewer, data: dict[str, Any]) -> tuple[dict[str, Any], ItemRequest, bool]:
+async def add_item(
+    db: Database, who: Viewer, data: dict[str, Any]
+) -> tuple[dict[str, Any], ItemRequest, bool]:
     """Add ``qty`` of a variant to the viewer's open cart; returns the cart, the item, and replay or not."""
     item = parse_item(data)
     async with db.write() as s:
@@ -58,10 +87,20 @@ async def add_item(db: Database, who: Viewer, data: dict[str, Any]) -> tuple[dic
             await s.flush()
         row = await s.get(CartItem, (cart.id, variant.id))
         if row is None:
-            count = len((await s.scalars(select(CartItem.variant_id).where(CartItem.cart_id == cart.id))).all())
+            count = len(
+                (
+                    await s.scalars(select(CartItem.variant_id).where(CartItem.cart_id == cart.id))
+                ).all()
+            )
             if count >= MAX_LINES:
-                raise ValidationFailed(f"a cart holds at most {MAX_LINES} different items", code="cart_full")
-            s.add(CartItem(cart_id=cart.id, variant_id=variant.id, product_id=item.product_id, qty=item.qty))
+                raise ValidationFailed(
+                    f"a cart holds at most {MAX_LINES} different items", code="cart_full"
+                )
+            s.add(
+                CartItem(
+                    cart_id=cart.id, variant_id=variant.id, product_id=item.product_id, qty=item.qty
+                )
+            )
         elif row.qty + item.qty > MAX_QTY:
             raise ValidationFailed(f"at most {MAX_QTY} of one variant")
         else:
@@ -78,20 +117,38 @@ async def remove_item(db: Database, who: Viewer, variant_id: str) -> dict[str, A
         cart = await _open_cart(s, buyer)
         if cart is None or (await s.get(CartItem, (cart.id, variant_id))) is None:
             raise NotFound("this item is not in your cart", code="cart_item_not_found")
-        await s.execute(delete(CartItem).where(CartItem.cart_id == cart.id, CartItem.variant_id == variant_id))
+        await s.execute(
+            delete(CartItem).where(CartItem.cart_id == cart.id, CartItem.variant_id == variant_id)
+        )
         return await _cart_json(s, cart)
 
 
-async def cart_for_checkout(conn: AsyncConnection, cart_id: str | None, buyer: Buyer) -> list[ItemRequest]:
+async def cart_for_checkout(
+    conn: AsyncConnection, cart_id: str | None, buyer: Buyer
+) -> list[ItemRequest]:
     carts, lines = table(Cart), table(CartItem)
-    cart = (await conn.execute(select(carts.c.viewer_id, carts.c.session_id, carts.c.status)
-                               .where(carts.c.id == cart_id))).first() if cart_id else None
+    cart = (
+        (
+            await conn.execute(
+                select(carts.c.viewer_id, carts.c.session_id, carts.c.status).where(
+                    carts.c.id == cart_id
+                )
+            )
+        ).first()
+        if cart_id
+        else None
+    )
     if cart is None or cart.viewer_id != buyer.viewer_id or cart.session_id != buyer.session_id:
         raise NotFound(f"no cart {cart_id!r}", code="cart_not_found")
     if cart.status != "open":
         raise Conflict("this cart has already been ordered", code="cart_ordered")
-    rows = (await conn.execute(select(lines.c.product_id, lines.c.variant_id, lines.c.qty)
-                               .where(lines.c.cart_id == cart_id).order_by(lines.c.added_at))).all()
+    rows = (
+        await conn.execute(
+            select(lines.c.product_id, lines.c.variant_id, lines.c.qty)
+            .where(lines.c.cart_id == cart_id)
+            .order_by(lines.c.added_at)
+        )
+    ).all()
     if not rows:
         raise Conflict("the cart is empty", code="cart_empty")
     return [ItemRequest(r.product_id, r.variant_id, r.qty) for r in rows]
@@ -99,5 +156,8 @@ async def cart_for_checkout(conn: AsyncConnection, cart_id: str | None, buyer: B
 
 async def mark_ordered(conn: AsyncConnection, cart_id: str, order_id: str) -> None:
     carts = table(Cart)
-    await conn.execute(update(carts).where(carts.c.id == cart_id, carts.c.status == "open")
-                       .values(status="ordered", order_id=order_id, updated_at=now_ms()))
+    await conn.execute(
+        update(carts)
+        .where(carts.c.id == cart_id, carts.c.status == "open")
+        .values(status="ordered", order_id=order_id, updated_at=now_ms())
+    )

@@ -64,14 +64,24 @@ class _HoldLost(Exception):
 
 
 class Checkout:
-    def __init__(self, db: Database, providers: dict[str, PaymentProvider], signals: Signals, *,
-                 hold_seconds: float, max_in_flight: int = 16, queue_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        providers: dict[str, PaymentProvider],
+        signals: Signals,
+        *,
+        hold_seconds: float,
+        max_in_flight: int = 16,
+        queue_seconds: float = 60.0,
+    ) -> None:
         self.db, self.providers, self.signals = db, providers, signals
         self.hold_ms = int(hold_seconds * 1000)
         self.max_in_flight, self.queue_seconds = max_in_flight, queue_seconds
         self._slots = asyncio.Semaphore(max_in_flight)
         self.buyers = Buyers()
-        self.deals_to_check: Callable[[list[str]], Awaitable[Any]] | None = None  # ends over/sold-out deals
+        self.deals_to_check: Callable[[list[str]], Awaitable[Any]] | None = (
+            None  # ends over/sold-out deals
+        )
         self.count: Callable[[str], None] | None = None  # metrics: one call per answer, by outcome
 
     # -- the request ------------------------------------------------------------------------
@@ -84,8 +94,11 @@ class Checkout:
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_seconds)
         except TimeoutError:
-            raise Unavailable("too many orders at once; retry with the same Idempotency-Key", code="busy",
-                              headers={"Retry-After": "2"}) from None
+            raise Unavailable(
+                "too many orders at once; retry with the same Idempotency-Key",
+                code="busy",
+                headers={"Retry-After": "2"},
+            ) from None
         try:
             return await self._place(who, key, req)
         finally:
@@ -108,27 +121,42 @@ class Checkout:
             self.count("replayed" if replayed else str(body.get("status") or body.get("error")))
         return status, body
 
-    async def _stored_answer(self, viewer_id: str, key: str, digest: str, row: Stored | None) -> Answer:
+    async def _stored_answer(
+        self, viewer_id: str, key: str, digest: str, row: Stored | None
+    ) -> Answer:
         deadline = time.monotonic() + IN_FLIGHT_WAIT
         while True:
             if row is None:
                 async with self.db.engine.connect() as conn:
-                    found = (await conn.execute(select(KEYS.c.request_hash, KEYS.c.status_code, KEYS.c.response)
-                                                .where(KEYS.c.viewer_id == viewer_id, KEYS.c.key == key))).first()
+                    found = (
+                        await conn.execute(
+                            select(KEYS.c.request_hash, KEYS.c.status_code, KEYS.c.response).where(
+                                KEYS.c.viewer_id == viewer_id, KEYS.c.key == key
+                            )
+                        )
+                    ).first()
                 if found is None:
-                    raise Conflict("this order was not recorded; try again", code="order_in_progress")
+                    raise Conflict(
+                        "this order was not recorded; try again", code="order_in_progress"
+                    )
                 row = Stored(found.request_hash, found.status_code, found.response)
             if row.request_hash != digest:
-                raise ValidationFailed("this Idempotency-Key was used for a different order",
-                                       code="idempotency_key_reused")
+                raise ValidationFailed(
+                    "this Idempotency-Key was used for a different order",
+                    code="idempotency_key_reused",
+                )
             if row.status_code is not None and row.response is not None:
                 return row.status_code, row.response
             if time.monotonic() > deadline:
-                raise Conflict("this order is still being processed; retry shortly", code="order_in_progress")
+                raise Conflict(
+                    "this order is still being processed; retry shortly", code="order_in_progress"
+                )
             await asyncio.sleep(0.05)
             row = None
 
-    async def _reserve(self, who: Viewer, key: str, digest: str, req: OrderRequest) -> Reserved | Answer | Stored:
+    async def _reserve(
+        self, who: Viewer, key: str, digest: str, req: OrderRequest
+    ) -> Reserved | Answer | Stored:
         """Plan, then take. On SQLite the plan reads run before the (serialised) write transaction; on
         PostgreSQL in the same one. A refusal at the conditional update rolls the order back and records
         the answer on its own."""
@@ -163,7 +191,9 @@ class Checkout:
             if overdue:
                 await self._check_deals(overdue)
 
-    async def _refuse(self, viewer_id: str, key: str, digest: str, code: str, detail: str) -> Answer:
+    async def _refuse(
+        self, viewer_id: str, key: str, digest: str, code: str, detail: str
+    ) -> Answer:
         answer = 409, error(code, detail)
         async with self.db.write() as s:
             await record(await s.connection(), viewer_id, key, digest, answer)
@@ -174,21 +204,34 @@ class Checkout:
         order = r.order
         provider = self.providers.get(r.provider)
         if provider is None:
-            return await self._abort(order, r.items, "declined", 402, "payment_declined",
-                                     "your saved payment method is no longer accepted; update your profile")
+            return await self._abort(
+                order,
+                r.items,
+                "declined",
+                402,
+                "payment_declined",
+                "your saved payment method is no longer accepted; update your profile",
+            )
         if isinstance(provider, LocalLedger):
             try:
                 return await self._charge(provider, r)
             except PaymentDeclined as exc:  # refused before anything was written
-                return await self._abort(order, r.items, "declined", 402, "payment_declined", exc.detail,
-                                         settle=False)
+                return await self._abort(
+                    order, r.items, "declined", 402, "payment_declined", exc.detail, settle=False
+                )
             except Exception:
                 log.exception("charge failed", extra={"order_id": order["id"]})
-                return await self._abort(order, r.items, "failed", 502, "payment_failed", NOT_CHARGED)
+                return await self._abort(
+                    order, r.items, "failed", 502, "payment_failed", NOT_CHARGED
+                )
         try:
-            auth = await provider.authorize(r.token, order["total"], order["currency"], reference=order["id"])
+            auth = await provider.authorize(
+                r.token, order["total"], order["currency"], reference=order["id"]
+            )
         except PaymentDeclined as exc:
-            return await self._abort(order, r.items, "declined", 402, "payment_declined", exc.detail)
+            return await self._abort(
+                order, r.items, "declined", 402, "payment_declined", exc.detail
+            )
         except Exception:
             log.exception("authorize failed", extra={"order_id": order["id"]})
             return await self._abort(order, r.items, "failed", 502, "payment_failed", NOT_CHARGED)
@@ -205,8 +248,9 @@ class Checkout:
         try:
             async with self.db.write() as s:
                 conn = await s.connection()
-                pay = await provider.charge_in(conn, r.token, r.order["total"], r.order["currency"],
-                                               reference=order_id)
+                pay = await provider.charge_in(
+                    conn, r.token, r.order["total"], r.order["currency"], reference=order_id
+                )
                 done = await self._finish(conn, order_id, pay, r)
                 if done is None:
                     raise _HoldLost  # the hold ran out and recover() released it: no payment either
@@ -215,14 +259,20 @@ class Checkout:
         self._announce(*done)
         return 201, done[0]
 
-    async def _finish(self, conn: AsyncConnection, order_id: str, pay: Payment,
-                      known: Reserved | None) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]] | None:
+    async def _finish(
+        self, conn: AsyncConnection, order_id: str, pay: Payment, known: Reserved | None
+    ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]] | None:
         """``pending → paid``, the stored answer, the cart: (answer, order, items), or None if we lost."""
         paid_at = now_ms()
-        if not await transition(conn, order_id, "pending", "paid", paid_at=paid_at, payment_ref=pay.id):
+        if not await transition(
+            conn, order_id, "pending", "paid", paid_at=paid_at, payment_ref=pay.id
+        ):
             return None
         if known is not None:  # the hot path: we hold the order and its lines already
-            order, items = {**known.order, "status": "paid", "paid_at": paid_at, "payment_ref": pay.id}, known.items
+            order, items = (
+                {**known.order, "status": "paid", "paid_at": paid_at, "payment_ref": pay.id},
+                known.items,
+            )
         else:
             found = await order_rows(conn, order_id)
             assert found is not None
@@ -233,9 +283,18 @@ class Checkout:
             await mark_ordered(conn, order["cart_id"], order_id)
         return body, order, items
 
-    def _announce(self, body: dict[str, Any], order: dict[str, Any], items: list[dict[str, Any]]) -> None:
-        self.signals.purchased_soon(body, {"viewer_id": order["viewer_id"], "city": order["city"],
-                                           "invite_id": order["invite_id"], "associate_id": order["associate_id"]})
+    def _announce(
+        self, body: dict[str, Any], order: dict[str, Any], items: list[dict[str, Any]]
+    ) -> None:
+        self.signals.purchased_soon(
+            body,
+            {
+                "viewer_id": order["viewer_id"],
+                "city": order["city"],
+                "invite_id": order["invite_id"],
+                "associate_id": order["associate_id"],
+            },
+        )
         deal_ids = [str(i["deal_id"]) for i in items if i["deal_id"]]
         if deal_ids:
             self.signals.spawn(self._check_deals(deal_ids))
@@ -246,8 +305,13 @@ class Checkout:
             done = await self._finish(await s.connection(), order_id, pay, known)
         if done is None:  # someone else settled it first: give the money back unless it is paid
             async with self.db.engine.connect() as conn:
-                now = (await conn.execute(select(ORDERS.c.status, ORDERS.c.payment_provider)
-                                          .where(ORDERS.c.id == order_id))).first()
+                now = (
+                    await conn.execute(
+                        select(ORDERS.c.status, ORDERS.c.payment_provider).where(
+                            ORDERS.c.id == order_id
+                        )
+                    )
+                ).first()
             if now is not None and now.status not in ("paid", "refunding", "refunded"):
                 await self._settle_payment(now.payment_provider, order_id)
             return await self._answer_of(order_id)
@@ -267,24 +331,43 @@ class Checkout:
         elif pay.status == "captured":
             await provider.refund(pay.id)
 
-    async def _abort(self, order: dict[str, Any], items: list[dict[str, Any]] | None, status: str, code: int,
-                     err: str, detail: str, *, settle: bool = True) -> Answer:
+    async def _abort(
+        self,
+        order: dict[str, Any],
+        items: list[dict[str, Any]] | None,
+        status: str,
+        code: int,
+        err: str,
+        detail: str,
+        *,
+        settle: bool = True,
+    ) -> Answer:
         """``pending → status``: give the units back and store the answer (once, by the winner)."""
         order_id = order["id"]
         if settle:
             try:
                 await self._settle_payment(order["payment_provider"], order_id)
-            except Exception:  # the order stays pending: recover() settles it when its hold runs out
+            except (
+                Exception
+            ):  # the order stays pending: recover() settles it when its hold runs out
                 log.exception("could not settle payment", extra={"order_id": order_id})
-                return 503, error("payment_unavailable", "the payment is being settled; retry with the same key")
+                return 503, error(
+                    "payment_unavailable", "the payment is being settled; retry with the same key"
+                )
         answer = code, error(err, detail)
         async with self.db.write() as s:
             conn = await s.connection()
             won = await transition(conn, order_id, "pending", status, closed_at=now_ms())
             if won:
                 if items is None:
-                    items = [dict(i) for i in (await conn.execute(
-                        select(ITEMS).where(ITEMS.c.order_id == order_id))).mappings().all()]
+                    items = [
+                        dict(i)
+                        for i in (
+                            await conn.execute(select(ITEMS).where(ITEMS.c.order_id == order_id))
+                        )
+                        .mappings()
+                        .all()
+                    ]
                 await release_order(conn, order["store_id"], order["viewer_id"], items)
                 await self._store(conn, order_id, *answer)
         return answer if won else await self._answer_of(order_id)
@@ -296,13 +379,20 @@ class Checkout:
             except Exception:
                 log.exception("deal check failed")
 
-    async def _store(self, conn: AsyncConnection, order_id: str, code: int, body: dict[str, Any]) -> None:
-        await conn.execute(update(KEYS).where(KEYS.c.order_id == order_id).values(status_code=code, response=body))
+    async def _store(
+        self, conn: AsyncConnection, order_id: str, code: int, body: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            update(KEYS).where(KEYS.c.order_id == order_id).values(status_code=code, response=body)
+        )
 
     async def _answer_of(self, order_id: str) -> Answer:
         async with self.db.engine.connect() as conn:
-            row = (await conn.execute(select(KEYS.c.status_code, KEYS.c.response)
-                                      .where(KEYS.c.order_id == order_id))).first()
+            row = (
+                await conn.execute(
+                    select(KEYS.c.status_code, KEYS.c.response).where(KEYS.c.order_id == order_id)
+                )
+            ).first()
         if row is None or row.status_code is None or row.response is None:
             return 409, error("order_in_progress", "this order is still being processed")
         return row.status_code, row.response
@@ -311,17 +401,30 @@ class Checkout:
     async def prune_keys(self, older_than_ms: int = KEY_RETENTION_MS) -> int:
         """Forget answered idempotency keys after their retention (a retry a week later is a new order)."""
         async with self.db.write() as s:
-            result = await (await s.connection()).execute(delete(KEYS).where(
-                KEYS.c.created_at < now_ms() - older_than_ms, KEYS.c.status_code.is_not(None)))
+            result = await (await s.connection()).execute(
+                delete(KEYS).where(
+                    KEYS.c.created_at < now_ms() - older_than_ms, KEYS.c.status_code.is_not(None)
+                )
+            )
         return int(result.rowcount)
 
     async def recover(self, now: int | None = None, limit: int = 200) -> int:
         """Settle orders left ``pending`` past their hold (a crash or a lost provider): returns how many."""
         now = now_ms() if now is None else now
         async with self.db.engine.connect() as conn:
-            stale = [dict(o) for o in (await conn.execute(
-                select(ORDERS).where(ORDERS.c.status == "pending", ORDERS.c.reserved_until < now)
-                .order_by(ORDERS.c.reserved_until).limit(limit))).mappings().all()]
+            stale = [
+                dict(o)
+                for o in (
+                    await conn.execute(
+                        select(ORDERS)
+                        .where(ORDERS.c.status == "pending", ORDERS.c.reserved_until < now)
+                        .order_by(ORDERS.c.reserved_until)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            ]
         done = 0
         for order in stale:
             try:
@@ -330,8 +433,14 @@ class Checkout:
                 if pay is not None and pay.status == "captured":
                     await self._commit(order["id"], pay)
                 else:
-                    await self._abort(order, None, "expired", 409, "order_expired",
-                                      "the payment did not complete in time; nothing was charged")
+                    await self._abort(
+                        order,
+                        None,
+                        "expired",
+                        409,
+                        "order_expired",
+                        "the payment did not complete in time; nothing was charged",
+                    )
                 done += 1
             except Exception:
                 log.exception("recovery failed", extra={"order_id": order["id"]})

@@ -53,15 +53,23 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     st.payments = make_providers(st.settings.payment_providers, st.db)
     st.catalog_signals = signals = Signals(st)
     st.deals = deal_service = Deals(st.db, signals)
-    st.checkout = checkout = Checkout(st.db, st.payments, signals, hold_seconds=st.settings.order_hold_seconds)
+    st.checkout = checkout = Checkout(
+        st.db, st.payments, signals, hold_seconds=st.settings.order_hold_seconds
+    )
     checkout.deals_to_check = deal_service.end_finished
-    answers = Counter("vitrine_checkout_answers", "One-tap checkout answers by outcome (paid, out_of_stock, …)",
-                      ["outcome"], registry=st.metrics.registry)
+    answers = Counter(
+        "vitrine_checkout_answers",
+        "One-tap checkout answers by outcome (paid, out_of_stock, …)",
+        ["outcome"],
+        registry=st.metrics.registry,
+    )
     checkout.count = lambda outcome: answers.labels(outcome).inc()
     await deal_service.schedule_running()
     every = min(SWEEP_SECONDS, max(0.05, st.settings.order_hold_seconds / 4))
     st.catalog_limits = limits = Limits()
-    sweeper = asyncio.create_task(_sweep(checkout, deal_service, limits, every), name="catalog-sweep")
+    sweeper = asyncio.create_task(
+        _sweep(checkout, deal_service, limits, every), name="catalog-sweep"
+    )
     try:
         yield
     finally:

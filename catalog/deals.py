@@ -25,10 +25,20 @@ MAX_PER_VIEWER = 99
 
 
 def deal_json(d: Deal, product: Product | None = None) -> dict[str, Any]:
-    out = {"deal_id": d.id, "id": d.id, "session_id": d.session_id, "product_id": d.product_id,
-           "price": d.price_minor, "quantity": d.quantity, "remaining": max(0, d.quantity - d.sold),
-           "per_viewer_limit": d.per_viewer_limit, "starts_at": d.starts_at, "ends_at": d.ends_at,
-           "ended_at": d.ended_at, "end_reason": d.end_reason or None}
+    out = {
+        "deal_id": d.id,
+        "id": d.id,
+        "session_id": d.session_id,
+        "product_id": d.product_id,
+        "price": d.price_minor,
+        "quantity": d.quantity,
+        "remaining": max(0, d.quantity - d.sold),
+        "per_viewer_limit": d.per_viewer_limit,
+        "starts_at": d.starts_at,
+        "ends_at": d.ends_at,
+        "ended_at": d.ended_at,
+        "end_reason": d.end_reason or None,
+    }
     if product is not None:
         out.update(list_price=product.price_minor, currency=product.currency, title=product.title)
     return out
@@ -41,13 +51,27 @@ class Deals:
 
     async def start(self, session_id: str, data: dict[str, Any]) -> dict[str, Any]:
         price = field(data, "price", int, check=lambda v: v >= 0, why="is minor units, 0 or more")
-        quantity = field(data, "quantity", int, check=lambda v: 0 < v <= 10_000_000, why="must be 1 or more")
-        limit = field(data, "per_viewer_limit", int, default=1, check=lambda v: 0 < v <= MAX_PER_VIEWER,
-                      why=f"must be 1 to {MAX_PER_VIEWER}")
+        quantity = field(
+            data, "quantity", int, check=lambda v: 0 < v <= 10_000_000, why="must be 1 or more"
+        )
+        limit = field(
+            data,
+            "per_viewer_limit",
+            int,
+            default=1,
+            check=lambda v: 0 < v <= MAX_PER_VIEWER,
+            why=f"must be 1 to {MAX_PER_VIEWER}",
+        )
         now = now_ms()
         ends_at = field(data, "ends_at", int, default=None)
-        duration = field(data, "duration_s", (int, float), default=None,
-                         check=lambda v: 0 < v <= MAX_DEAL_SECONDS, why=f"must be 1 to {MAX_DEAL_SECONDS} s")
+        duration = field(
+            data,
+            "duration_s",
+            (int, float),
+            default=None,
+            check=lambda v: 0 < v <= MAX_DEAL_SECONDS,
+            why=f"must be 1 to {MAX_DEAL_SECONDS} s",
+        )
         if (ends_at is None) == (duration is None):
             raise ValidationFailed("send `ends_at` (epoch ms) or `duration_s`")
         ends_at = ends_at if ends_at is not None else now + int(duration * 1000)
@@ -63,20 +87,41 @@ class Deals:
             product_id = product_id or sess.pinned_product_id
             if product_id is None:
                 raise Conflict("pin a product first, or name `product_id`", code="nothing_pinned")
-            linked = await s.scalar(select(SessionProduct.product_id).where(
-                SessionProduct.session_id == session_id, SessionProduct.product_id == product_id))
+            linked = await s.scalar(
+                select(SessionProduct.product_id).where(
+                    SessionProduct.session_id == session_id, SessionProduct.product_id == product_id
+                )
+            )
             product = await s.get(Product, product_id) if linked else None
             if product is None:
-                raise NotFound(f"product {product_id!r} is not in this session", code="product_not_found")
+                raise NotFound(
+                    f"product {product_id!r} is not in this session", code="product_not_found"
+                )
             if price >= product.price_minor:
                 raise ValidationFailed("the deal price must be below the product's price")
-            running = await s.scalar(select(Deal.id).where(Deal.session_id == session_id,
-                                                           Deal.product_id == product_id,
-                                                           Deal.ended_at.is_(None), Deal.ends_at > now))
+            running = await s.scalar(
+                select(Deal.id).where(
+                    Deal.session_id == session_id,
+                    Deal.product_id == product_id,
+                    Deal.ended_at.is_(None),
+                    Deal.ends_at > now,
+                )
+            )
             if running is not None:
-                raise Conflict(f"deal {running} is already running on this product", code="deal_running")
-            deal = Deal(id=new_id("dl"), session_id=session_id, product_id=product_id, price_minor=price,
-                        quantity=quantity, sold=0, per_viewer_limit=limit, starts_at=now, ends_at=ends_at)
+                raise Conflict(
+                    f"deal {running} is already running on this product", code="deal_running"
+                )
+            deal = Deal(
+                id=new_id("dl"),
+                session_id=session_id,
+                product_id=product_id,
+                price_minor=price,
+                quantity=quantity,
+                sold=0,
+                per_viewer_limit=limit,
+                starts_at=now,
+                ends_at=ends_at,
+            )
             s.add(deal)
         out = deal_json(deal, product)
         self.schedule(deal.id, deal.ends_at)
@@ -92,9 +137,12 @@ class Deals:
             won = False
             if deal.ended_at is None:
                 ended_at = min(now_ms(), deal.ends_at) if reason == "time" else now_ms()
-                result = await s.execute(update(Deal).where(Deal.id == deal_id, Deal.ended_at.is_(None))
-                                         .values(ended_at=ended_at, end_reason=reason)
-                                         .execution_options(synchronize_session=False))
+                result = await s.execute(
+                    update(Deal)
+                    .where(Deal.id == deal_id, Deal.ended_at.is_(None))
+                    .values(ended_at=ended_at, end_reason=reason)
+                    .execution_options(synchronize_session=False)
+                )
                 won = int(result.rowcount) == 1  # type: ignore[attr-defined]
             deal = await s.get(Deal, deal_id, populate_existing=True)
             product = await s.get(Product, deal.product_id) if deal else None
@@ -107,8 +155,9 @@ class Deals:
 
     async def end_finished(self, deal_ids: list[str] | None = None) -> int:
         """End deals past their end time (a timer in another process, a restart) or sold out."""
-        q = select(Deal.id, Deal.ends_at).where(Deal.ended_at.is_(None),
-                                                (Deal.ends_at <= now_ms()) | (Deal.sold >= Deal.quantity))
+        q = select(Deal.id, Deal.ends_at).where(
+            Deal.ended_at.is_(None), (Deal.ends_at <= now_ms()) | (Deal.sold >= Deal.quantity)
+        )
         if deal_ids is not None:
             q = q.where(Deal.id.in_(deal_ids))
         async with self.db.read() as s:
@@ -119,14 +168,22 @@ class Deals:
 
     async def list(self, session_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as s:
-            rows = (await s.execute(select(Deal, Product).join(Product, Product.id == Deal.product_id)
-                                    .where(Deal.session_id == session_id).order_by(Deal.starts_at))).all()
+            rows = (
+                await s.execute(
+                    select(Deal, Product)
+                    .join(Product, Product.id == Deal.product_id)
+                    .where(Deal.session_id == session_id)
+                    .order_by(Deal.starts_at)
+                )
+            ).all()
         return [deal_json(d, p) for d, p in rows]
 
     # -- timers -----------------------------------------------------------------------------
     def schedule(self, deal_id: str, ends_at: int) -> None:
         self._cancel(deal_id)
-        self._timers[deal_id] = asyncio.create_task(self._end_at(deal_id, ends_at), name=f"deal-{deal_id}")
+        self._timers[deal_id] = asyncio.create_task(
+            self._end_at(deal_id, ends_at), name=f"deal-{deal_id}"
+        )
 
     async def _end_at(self, deal_id: str, ends_at: int) -> None:
         await asyncio.sleep(max(0.0, (ends_at - now_ms()) / 1000))
@@ -143,7 +200,9 @@ class Deals:
 
     async def schedule_running(self) -> None:
         async with self.db.read() as s:
-            rows = (await s.execute(select(Deal.id, Deal.ends_at).where(Deal.ended_at.is_(None)))).all()
+            rows = (
+                await s.execute(select(Deal.id, Deal.ends_at).where(Deal.ended_at.is_(None)))
+            ).all()
         for deal_id, ends_at in rows:
             self.schedule(deal_id, ends_at)
 

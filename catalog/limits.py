@@ -19,8 +19,10 @@ class Limits:
     def check(self, name: str, key: str) -> None:
         wait = self._by_name[name].hit(key, time.monotonic())
         if wait > 0:
-            raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s",
-                              headers={"Retry-After": str(math.ceil(wait))})
+            raise RateLimited(
+                f"too many requests; retry in {math.ceil(wait)} s",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
 
     def prune(self) -> None:
         now = time.monotonic()

@@ -56,7 +56,9 @@ class Variant(Base):
     __tablename__ = "product_variants"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
     sku: Mapped[str] = mapped_column(String(64), default="")
     size: Mapped[str] = mapped_column(String(40), default="")
     colour: Mapped[str] = mapped_column(String(40), default="")
@@ -71,9 +73,12 @@ class Stock(Base):
     __tablename__ = "stock"
 
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True)
-    variant_id: Mapped[str] = mapped_column(ForeignKey("product_variants.id", ondelete="CASCADE"),
-                                            primary_key=True)
-    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[str] = mapped_column(
+        ForeignKey("product_variants.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
     quantity: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
 
@@ -112,7 +117,9 @@ class Cart(Base):
 class CartItem(Base):
     __tablename__ = "cart_items"
 
-    cart_id: Mapped[str] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), primary_key=True)
+    cart_id: Mapped[str] = mapped_column(
+        ForeignKey("carts.id", ondelete="CASCADE"), primary_key=True
+    )
     variant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     product_id: Mapped[str] = mapped_column(String(40))
     qty: Mapped[int] = mapped_column(Integer)
@@ -125,7 +132,9 @@ class Order(Base):
     __tablename__ = "orders"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     session_kind: Mapped[str] = mapped_column(String(10))
     viewer_id: Mapped[str] = mapped_column(String(40), index=True)
     owner_key: Mapped[str] = mapped_column(String(80), index=True)
@@ -155,7 +164,9 @@ class Order(Base):
 class OrderItem(Base):
     __tablename__ = "order_items"
 
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
     variant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     product_id: Mapped[str] = mapped_column(String(40), index=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -186,7 +197,9 @@ class Deal(Base):
     __tablename__ = "deals"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
     price_minor: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int] = mapped_column(Integer)
@@ -205,7 +218,9 @@ class DealClaim(Base):
 
     __tablename__ = "deal_claims"
 
-    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(
+        ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True
+    )
     viewer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     qty: Mapped[int] = mapped_column(Integer, default=0)
 

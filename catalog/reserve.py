@@ -50,32 +50,48 @@ class OrderRequest:
     on_deal_end: str
 
     def digest(self) -> str:
-        body = {"s": self.session_id, "c": self.cart_id, "d": self.on_deal_end,
-                "i": [[i.product_id, i.variant_id, i.qty, i.deal_id] for i in self.items or ()]}
+        body = {
+            "s": self.session_id,
+            "c": self.cart_id,
+            "d": self.on_deal_end,
+            "i": [[i.product_id, i.variant_id, i.qty, i.deal_id] for i in self.items or ()],
+        }
         return hashlib.sha256(orjson.dumps(body)).hexdigest()
 
 
 def parse_order(data: dict[str, Any]) -> OrderRequest:
     """The order the buyer asks for. Prices, totals and currencies in the body are ignored."""
     session_id = field(data, "session_id", str, check=lambda v: 0 < len(v) <= 40, why="is an id")
-    cart_id = field(data, "cart_id", str, default=None, check=lambda v: 0 < len(v) <= 40, why="is an id")
+    cart_id = field(
+        data, "cart_id", str, default=None, check=lambda v: 0 < len(v) <= 40, why="is an id"
+    )
     raw_items = data.get("items")
     if (cart_id is None) == (raw_items is None):
         raise ValidationFailed("send either `items` or `cart_id`")
     items = tuple(parse_items(raw_items)) if raw_items is not None else None
-    on_deal_end = field(data, "on_deal_end", str, default="refuse", check=lambda v: v in DEAL_CHOICES,
-                        why=f"must be one of {DEAL_CHOICES}")
+    on_deal_end = field(
+        data,
+        "on_deal_end",
+        str,
+        default="refuse",
+        check=lambda v: v in DEAL_CHOICES,
+        why=f"must be one of {DEAL_CHOICES}",
+    )
     return OrderRequest(session_id, items, cart_id, on_deal_end)
 
 
 def idempotency_key(raw: str | None) -> str:
     if raw is None or not raw.strip():
-        raise ValidationFailed("send an `Idempotency-Key` header (any unique string per purchase)",
-                               code="idempotency_key_required")
+        raise ValidationFailed(
+            "send an `Idempotency-Key` header (any unique string per purchase)",
+            code="idempotency_key_required",
+        )
     key = raw.strip()
     if len(key) > 100 or not key.isprintable():
-        raise ValidationFailed("`Idempotency-Key` must be 1 to 100 printable characters",
-                               code="idempotency_key_invalid")
+        raise ValidationFailed(
+            "`Idempotency-Key` must be 1 to 100 printable characters",
+            code="idempotency_key_invalid",
+        )
     return key
 
 
@@ -133,14 +149,36 @@ def _buyer_query(with_profile: bool) -> Select[Any]:
     """The viewer (and their ban), the session, the idempotency key and, when the caller knows the viewer's
     owner key, their profile: one statement, built once, run with parameters."""
     v, s, k = VIEWERS.c, SESSIONS.c, KEYS.c
-    joined = (VIEWERS.outerjoin(SESSIONS, s.id == bindparam("session_id", type_=String()))
-              .outerjoin(KEYS, (k.viewer_id == v.id) & (k.key == bindparam("key", type_=String()))))
+    joined = VIEWERS.outerjoin(SESSIONS, s.id == bindparam("session_id", type_=String())).outerjoin(
+        KEYS, (k.viewer_id == v.id) & (k.key == bindparam("key", type_=String()))
+    )
     if with_profile:
-        joined = joined.outerjoin(PROFILES, PROFILES.c.owner_key == bindparam("owner_key", type_=String()))
-    return (select(v.id, v.session_id, v.client_id, v.anon_key, v.invite_id, v.associate_id, v.city, v.banned,
-                   s.id.label("sid"), s.store_id, s.kind, s.status, s.pinned_product_id,
-                   k.request_hash, k.status_code, k.response, *(_PROFILE_COLUMNS if with_profile else ()))
-            .select_from(joined).where(v.id == bindparam("viewer_id", type_=String())))
+        joined = joined.outerjoin(
+            PROFILES, PROFILES.c.owner_key == bindparam("owner_key", type_=String())
+        )
+    return (
+        select(
+            v.id,
+            v.session_id,
+            v.client_id,
+            v.anon_key,
+            v.invite_id,
+            v.associate_id,
+            v.city,
+            v.banned,
+            s.id.label("sid"),
+            s.store_id,
+            s.kind,
+            s.status,
+            s.pinned_product_id,
+            k.request_hash,
+            k.status_code,
+            k.response,
+            *(_PROFILE_COLUMNS if with_profile else ()),
+        )
+        .select_from(joined)
+        .where(v.id == bindparam("viewer_id", type_=String()))
+    )
 
 
 _BUYER, _BUYER_AND_PROFILE = _buyer_query(False), _buyer_query(True)
@@ -148,13 +186,24 @@ _BUYER, _BUYER_AND_PROFILE = _buyer_query(False), _buyer_query(True)
 
 async def _stored(conn: AsyncConnection, viewer_id: str, key: str) -> Stored | None:
     k = KEYS.c
-    row = (await conn.execute(select(k.request_hash, k.status_code, k.response)
-                              .where(k.viewer_id == viewer_id, k.key == key))).first()
+    row = (
+        await conn.execute(
+            select(k.request_hash, k.status_code, k.response).where(
+                k.viewer_id == viewer_id, k.key == key
+            )
+        )
+    ).first()
     return None if row is None else Stored(row.request_hash, row.status_code, row.response)
 
 
-async def plan(conn: AsyncConnection, buyers: Buyers, who: Viewer, key: str, req: OrderRequest,
-               overdue: list[str]) -> Plan | Stored:
+async def plan(
+    conn: AsyncConnection,
+    buyers: Buyers,
+    who: Viewer,
+    key: str,
+    req: OrderRequest,
+    overdue: list[str],
+) -> Plan | Stored:
     """Validate and price the order (reads only); a key recorded before returns what was stored."""
     known = buyers.get(who.viewer_id)
     params = {"viewer_id": who.viewer_id, "session_id": who.session_id, "key": key}
@@ -175,64 +224,141 @@ async def plan(conn: AsyncConnection, buyers: Buyers, who: Viewer, key: str, req
     if known is not None:
         profile = _profile(row)
     else:
-        found = (await conn.execute(select(PROFILES).where(PROFILES.c.owner_key == buyer.owner_key))).first()
+        found = (
+            await conn.execute(select(PROFILES).where(PROFILES.c.owner_key == buyer.owner_key))
+        ).first()
         profile = None if found is None else dict(found._mapping)
     if profile is None:
-        raise Conflict("save your details once (PUT /api/me/profile) to buy with one tap", code="profile_required")
+        raise Conflict(
+            "save your details once (PUT /api/me/profile) to buy with one tap",
+            code="profile_required",
+        )
     now = now_ms()
-    items = list(req.items) if req.items is not None else await cart_for_checkout(conn, req.cart_id, buyer)
-    lines, have = await price_lines(conn, row.sid, row.store_id, row.pinned_product_id, items,
-                                    on_deal_end=req.on_deal_end, now=now, overdue=overdue)
+    items = (
+        list(req.items)
+        if req.items is not None
+        else await cart_for_checkout(conn, req.cart_id, buyer)
+    )
+    lines, have = await price_lines(
+        conn,
+        row.sid,
+        row.store_id,
+        row.pinned_product_id,
+        items,
+        on_deal_end=req.on_deal_end,
+        now=now,
+        overdue=overdue,
+    )
     return Plan(now, buyer, row, profile, lines, short_of_stock(have, lines))
 
 
-async def record(conn: AsyncConnection, viewer_id: str, key: str, digest: str, answer: Answer) -> None:
+async def record(
+    conn: AsyncConnection, viewer_id: str, key: str, digest: str, answer: Answer
+) -> None:
     """Record an answer given without an order (409) under the key; IntegrityError if the key exists."""
-    await conn.execute(insert(KEYS).values(viewer_id=viewer_id, key=key, request_hash=digest, order_id=None,
-                                           status_code=answer[0], response=answer[1], created_at=now_ms()))
+    await conn.execute(
+        insert(KEYS).values(
+            viewer_id=viewer_id,
+            key=key,
+            request_hash=digest,
+            order_id=None,
+            status_code=answer[0],
+            response=answer[1],
+            created_at=now_ms(),
+        )
+    )
 
 
-def _new_order(p: Plan, cart_id: str | None, hold_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _new_order(
+    p: Plan, cart_id: str | None, hold_ms: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     sess, buyer, profile = p.session, p.buyer, p.profile
     delivery = dict(profile["delivery"])
     if delivery.get("method") == "collect":
         delivery["store_id"] = sess.store_id
     city = buyer.city or str(delivery.get("address", {}).get("city", ""))
     order = {
-        "id": new_id("or"), "session_id": sess.sid, "session_kind": sess.kind, "viewer_id": buyer.viewer_id,
-        "owner_key": buyer.owner_key, "client_id": buyer.client_id, "invite_id": buyer.invite_id,
-        "associate_id": buyer.associate_id, "store_id": sess.store_id, "status": "pending",
-        "total": sum(ln.amount for ln in p.lines), "currency": p.lines[0].currency,
-        "pinned": any(ln.pinned for ln in p.lines), "replay": sess.status == "ended", "city": city[:100],
+        "id": new_id("or"),
+        "session_id": sess.sid,
+        "session_kind": sess.kind,
+        "viewer_id": buyer.viewer_id,
+        "owner_key": buyer.owner_key,
+        "client_id": buyer.client_id,
+        "invite_id": buyer.invite_id,
+        "associate_id": buyer.associate_id,
+        "store_id": sess.store_id,
+        "status": "pending",
+        "total": sum(ln.amount for ln in p.lines),
+        "currency": p.lines[0].currency,
+        "pinned": any(ln.pinned for ln in p.lines),
+        "replay": sess.status == "ended",
+        "city": city[:100],
         "contact": {"name": profile["name"], "email": profile["email"], "phone": profile["phone"]},
-        "delivery": delivery, "payment_provider": profile["payment_provider"], "payment_ref": None,
-        "cart_id": cart_id, "reserved_until": p.now + hold_ms, "created_at": p.now, "paid_at": None,
-        "closed_at": None}
-    items = [{"order_id": order["id"], "variant_id": ln.variant_id, "product_id": ln.product_id, "title": ln.title,
-              "qty": ln.qty, "unit_price": ln.unit_price, "list_price": ln.list_price, "deal_id": ln.deal_id,
-              "pinned": ln.pinned} for ln in p.lines]
+        "delivery": delivery,
+        "payment_provider": profile["payment_provider"],
+        "payment_ref": None,
+        "cart_id": cart_id,
+        "reserved_until": p.now + hold_ms,
+        "created_at": p.now,
+        "paid_at": None,
+        "closed_at": None,
+    }
+    items = [
+        {
+            "order_id": order["id"],
+            "variant_id": ln.variant_id,
+            "product_id": ln.product_id,
+            "title": ln.title,
+            "qty": ln.qty,
+            "unit_price": ln.unit_price,
+            "list_price": ln.list_price,
+            "deal_id": ln.deal_id,
+            "pinned": ln.pinned,
+        }
+        for ln in p.lines
+    ]
     return order, items
 
 
-async def take(conn: AsyncConnection, key: str, digest: str, req: OrderRequest, p: Plan,
-               hold_ms: int) -> Reserved:
+async def take(
+    conn: AsyncConnection, key: str, digest: str, req: OrderRequest, p: Plan, hold_ms: int
+) -> Reserved:
     """Insert the key, the order and its lines, then take the units (in a write transaction). Raises
     IntegrityError when the key was recorded meanwhile, :class:`Refused` when the units are gone."""
     order, items = _new_order(p, req.cart_id, hold_ms)
-    await conn.execute(insert(KEYS).values(viewer_id=p.buyer.viewer_id, key=key, request_hash=digest,
-                                           order_id=order["id"], created_at=p.now))
+    await conn.execute(
+        insert(KEYS).values(
+            viewer_id=p.buyer.viewer_id,
+            key=key,
+            request_hash=digest,
+            order_id=order["id"],
+            created_at=p.now,
+        )
+    )
     await conn.execute(insert(ORDERS).values(order))
     await conn.execute(insert(ITEMS).values(items))
-    failure = await reserve_lines(conn, order["store_id"], p.buyer.viewer_id, p.lines,
-                                  on_deal_end=req.on_deal_end, now=p.now)
+    failure = await reserve_lines(
+        conn, order["store_id"], p.buyer.viewer_id, p.lines, on_deal_end=req.on_deal_end, now=p.now
+    )
     if failure is not None:
         raise Refused(*failure)
-    changed = [(item, line) for item, line in zip(items, p.lines, strict=True) if item["deal_id"] != line.deal_id]
+    changed = [
+        (item, line)
+        for item, line in zip(items, p.lines, strict=True)
+        if item["deal_id"] != line.deal_id
+    ]
     for item, line in changed:  # a deal line fell back to the full price
         item["unit_price"], item["deal_id"] = line.unit_price, line.deal_id
-        await conn.execute(update(ITEMS).where(ITEMS.c.order_id == order["id"], ITEMS.c.variant_id == line.variant_id)
-                           .values(unit_price=line.unit_price, deal_id=None))
+        await conn.execute(
+            update(ITEMS)
+            .where(ITEMS.c.order_id == order["id"], ITEMS.c.variant_id == line.variant_id)
+            .values(unit_price=line.unit_price, deal_id=None)
+        )
     if changed:
         order["total"] = sum(ln.amount for ln in p.lines)
-        await conn.execute(update(ORDERS).where(ORDERS.c.id == order["id"]).values(total=order["total"]))
-    return Reserved(order, items, p.profile["payment_provider"], p.profile["payment_token"], p.buyer, key)
+        await conn.execute(
+            update(ORDERS).where(ORDERS.c.id == order["id"]).values(total=order["total"])
+        )
+    return Reserved(
+        order, items, p.profile["payment_provider"], p.profile["payment_token"], p.buyer, key
+    )

@@ -59,16 +59,27 @@ class Signals:
     async def counters(self, session_id: str) -> dict[str, Any]:
         """The host's live counters: paid orders, distinct buyers, revenue (per currency)."""
         async with self.db.read() as s:
-            rows = (await s.execute(select(Order.currency, func.count(), func.coalesce(func.sum(Order.total), 0))
-                                    .where(Order.session_id == session_id, Order.status == "paid")
-                                    .group_by(Order.currency))).all()
-            buyers = await s.scalar(select(func.count(func.distinct(Order.owner_key)))
-                                    .where(Order.session_id == session_id, Order.status == "paid"))
+            rows = (
+                await s.execute(
+                    select(Order.currency, func.count(), func.coalesce(func.sum(Order.total), 0))
+                    .where(Order.session_id == session_id, Order.status == "paid")
+                    .group_by(Order.currency)
+                )
+            ).all()
+            buyers = await s.scalar(
+                select(func.count(func.distinct(Order.owner_key))).where(
+                    Order.session_id == session_id, Order.status == "paid"
+                )
+            )
         by_currency = {cur: int(total) for cur, _n, total in rows}
         main = max(by_currency, key=lambda c: by_currency[c]) if by_currency else None
-        return {"orders": sum(int(n) for _c, n, _t in rows), "buyers": int(buyers or 0),
-                "revenue": by_currency.get(main, 0) if main else 0, "currency": main,
-                "revenue_by_currency": by_currency}
+        return {
+            "orders": sum(int(n) for _c, n, _t in rows),
+            "buyers": int(buyers or 0),
+            "revenue": by_currency.get(main, 0) if main else 0,
+            "currency": main,
+            "revenue_by_currency": by_currency,
+        }
 
     async def send_counters(self, session_id: str) -> None:
         try:
@@ -93,7 +104,9 @@ class Signals:
                     await self.send_counters(session_id)
                     if not self._counting.get(session_id):
                         break
-                    await asyncio.sleep(COUNTERS_EVERY)  # a flash sale: let the next orders join this count
+                    await asyncio.sleep(
+                        COUNTERS_EVERY
+                    )  # a flash sale: let the next orders join this count
             finally:
                 self._counting.pop(session_id, None)
 
@@ -108,13 +121,32 @@ class Signals:
         sid = order["session_id"]
         first = order["items"][0]
         city = attribution.get("city") or ""
-        what = first["title"] + (f" and {len(order['items']) - 1} more" if len(order["items"]) > 1 else "")
-        await self.emit(sid, "purchase", {
-            "product_id": first["product_id"], "title": first["title"], "qty": first["qty"],
-            "items": len(order["items"]), "city": city,
-            "text": f"A client{' in ' + city if city else ''} just bought {what}"})
+        what = first["title"] + (
+            f" and {len(order['items']) - 1} more" if len(order["items"]) > 1 else ""
+        )
+        await self.emit(
+            sid,
+            "purchase",
+            {
+                "product_id": first["product_id"],
+                "title": first["title"],
+                "qty": first["qty"],
+                "items": len(order["items"]),
+                "city": city,
+                "text": f"A client{' in ' + city if city else ''} just bought {what}",
+            },
+        )
         self.counters_soon(sid)
-        self.track("purchase", sid, attribution["viewer_id"], order_id=order["order_id"], amount=order["total"],
-                   currency=order["currency"], replay=order["replay"], pinned=order["pinned"],
-                   invite_id=attribution.get("invite_id"), associate_id=attribution.get("associate_id"),
-                   product_ids=[i["product_id"] for i in order["items"]])
+        self.track(
+            "purchase",
+            sid,
+            attribution["viewer_id"],
+            order_id=order["order_id"],
+            amount=order["total"],
+            currency=order["currency"],
+            replay=order["replay"],
+            pinned=order["pinned"],
+            invite_id=attribution.get("invite_id"),
+            associate_id=attribution.get("associate_id"),
+            product_ids=[i["product_id"] for i in order["items"]],
+        )

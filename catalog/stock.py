@@ -34,31 +34,62 @@ def _dialect(s: Executor) -> str:
 
 async def take(s: Executor, store_id: str, variant_id: str, qty: int) -> bool:
     c = STOCK.c
-    return await _rowcount(s, update(STOCK).where(c.store_id == store_id, c.variant_id == variant_id,
-                                                  c.quantity >= qty).values(quantity=c.quantity - qty)) == 1
+    return (
+        await _rowcount(
+            s,
+            update(STOCK)
+            .where(c.store_id == store_id, c.variant_id == variant_id, c.quantity >= qty)
+            .values(quantity=c.quantity - qty),
+        )
+        == 1
+    )
 
 
 async def give_back(s: Executor, store_id: str, variant_id: str, qty: int) -> None:
     c = STOCK.c
-    await _rowcount(s, update(STOCK).where(c.store_id == store_id, c.variant_id == variant_id)
-                    .values(quantity=c.quantity + qty))
+    await _rowcount(
+        s,
+        update(STOCK)
+        .where(c.store_id == store_id, c.variant_id == variant_id)
+        .values(quantity=c.quantity + qty),
+    )
 
 
 async def claim_deal(s: Executor, deal_id: str, viewer_id: str, qty: int, now: int) -> str | None:
     """Count ``qty`` units against the deal's cap and the viewer's limit; the failure code, or None."""
     d, c = DEALS.c, CLAIMS.c
-    if await _rowcount(s, update(DEALS).where(d.id == deal_id, d.ended_at.is_(None), d.ends_at > now,
-                                              d.sold + qty <= d.quantity).values(sold=d.sold + qty)) != 1:
-        row = (await s.execute(select(d.ended_at, d.ends_at, d.end_reason).where(d.id == deal_id))).first()
+    if (
+        await _rowcount(
+            s,
+            update(DEALS)
+            .where(
+                d.id == deal_id, d.ended_at.is_(None), d.ends_at > now, d.sold + qty <= d.quantity
+            )
+            .values(sold=d.sold + qty),
+        )
+        != 1
+    ):
+        row = (
+            await s.execute(select(d.ended_at, d.ends_at, d.end_reason).where(d.id == deal_id))
+        ).first()
         if row is None:
             return "deal_ended"
         running = row.ended_at is None and row.ends_at > now
         return "deal_sold_out" if running or row.end_reason == "sold_out" else "deal_ended"
     ins = (pg_insert if _dialect(s) == "postgresql" else sqlite_insert)(CLAIMS)
-    await s.execute(ins.values(deal_id=deal_id, viewer_id=viewer_id, qty=0).on_conflict_do_nothing())
+    await s.execute(
+        ins.values(deal_id=deal_id, viewer_id=viewer_id, qty=0).on_conflict_do_nothing()
+    )
     limit = select(d.per_viewer_limit).where(d.id == deal_id).scalar_subquery()
-    if await _rowcount(s, update(CLAIMS).where(c.deal_id == deal_id, c.viewer_id == viewer_id,
-                                               c.qty + qty <= limit).values(qty=c.qty + qty)) != 1:
+    if (
+        await _rowcount(
+            s,
+            update(CLAIMS)
+            .where(c.deal_id == deal_id, c.viewer_id == viewer_id, c.qty + qty <= limit)
+            .values(qty=c.qty + qty),
+        )
+        != 1
+    ):
         await _rowcount(s, update(DEALS).where(d.id == deal_id).values(sold=d.sold - qty))
         return "deal_limit_reached"
     return None
@@ -66,12 +97,20 @@ async def claim_deal(s: Executor, deal_id: str, viewer_id: str, qty: int, now: i
 
 async def unclaim_deal(s: Executor, deal_id: str, viewer_id: str, qty: int) -> None:
     d, c = DEALS.c, CLAIMS.c
-    await _rowcount(s, update(DEALS).where(d.id == deal_id, d.sold >= qty).values(sold=d.sold - qty))
-    await _rowcount(s, update(CLAIMS).where(c.deal_id == deal_id, c.viewer_id == viewer_id, c.qty >= qty)
-                    .values(qty=c.qty - qty))
+    await _rowcount(
+        s, update(DEALS).where(d.id == deal_id, d.sold >= qty).values(sold=d.sold - qty)
+    )
+    await _rowcount(
+        s,
+        update(CLAIMS)
+        .where(c.deal_id == deal_id, c.viewer_id == viewer_id, c.qty >= qty)
+        .values(qty=c.qty - qty),
+    )
 
 
-async def release_order(s: Executor, store_id: str, viewer_id: str, items: Sequence[Mapping[str, Any]]) -> None:
+async def release_order(
+    s: Executor, store_id: str, viewer_id: str, items: Sequence[Mapping[str, Any]]
+) -> None:
     """Give back everything an order held: stock, deal units. Call once, after a status transition.
     ``items`` are the order's lines (``variant_id``, ``qty``, ``deal_id``)."""
     for item in sorted(items, key=lambda i: str(i["variant_id"])):
@@ -80,12 +119,16 @@ async def release_order(s: Executor, store_id: str, viewer_id: str, items: Seque
         await unclaim_deal(s, item["deal_id"], viewer_id, item["qty"])
 
 
-DEAL_FAILURES = {"deal_ended": "the deal has ended", "deal_sold_out": "the deal is sold out",
-                 "deal_limit_reached": "you have reached this deal's limit per viewer"}
+DEAL_FAILURES = {
+    "deal_ended": "the deal has ended",
+    "deal_sold_out": "the deal is sold out",
+    "deal_limit_reached": "you have reached this deal's limit per viewer",
+}
 
 
-async def reserve_lines(s: Executor, store_id: str, viewer_id: str, lines: list[Line], *,
-                        on_deal_end: str, now: int) -> tuple[str, str] | None:
+async def reserve_lines(
+    s: Executor, store_id: str, viewer_id: str, lines: list[Line], *, on_deal_end: str, now: int
+) -> tuple[str, str] | None:
     """Take stock and deal units for every line, or nothing: the failure (code, detail), or None.
     A deal line that cannot have its deal falls back to the full price (``Line.full_price``) unless the
     buyer asked for that deal and chose ``refuse``."""

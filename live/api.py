@@ -22,8 +22,14 @@ class EndpointDoc:
     tag: str = "api"
 
 
-def doc(summary: str, *, auth: str = "anyone", body: dict[str, Any] | None = None,
-        responses: dict[int, str] | None = None, tag: str = "api") -> Callable[[F], F]:
+def doc(
+    summary: str,
+    *,
+    auth: str = "anyone",
+    body: dict[str, Any] | None = None,
+    responses: dict[int, str] | None = None,
+    tag: str = "api",
+) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         fn.__vitrine_doc__ = EndpointDoc(summary, auth, body, responses or {}, tag)  # type: ignore[attr-defined]
         return fn

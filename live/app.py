@@ -76,8 +76,15 @@ class StatusMetrics:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            access.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
-                                          "ms": round((time.perf_counter() - started) * 1000, 1)})
+            access.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -96,8 +103,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.redis_url:
             import redis.asyncio as aioredis
 
-            st.redis = aioredis.from_url(settings.redis_url, decode_responses=False,
-                                         health_check_interval=10, max_connections=200)
+            st.redis = aioredis.from_url(
+                settings.redis_url,
+                decode_responses=False,
+                health_check_interval=10,
+                max_connections=200,
+            )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(st.db.dispose)
             if st.redis is not None:
@@ -106,18 +117,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 hook = getattr(m, "lifespan", None)
                 if hook is not None:
                     await stack.enter_async_context(hook(app))
-            log.info("vitrine started", extra={"bus": getattr(st.bus, "name", "?"),
-                                               "database": st.db.url.get_backend_name(),
-                                               "process_id": st.process_id})
+            log.info(
+                "vitrine started",
+                extra={
+                    "bus": getattr(st.bus, "name", "?"),
+                    "database": st.db.url.get_backend_name(),
+                    "process_id": st.process_id,
+                },
+            )
             yield
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
-                    middleware=[Middleware(StatusMetrics, metrics=metrics), Middleware(RejectNul)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(StatusMetrics, metrics=metrics), Middleware(RejectNul)],
+    )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.tokens = Tokens(settings.secret_key, admin_token=settings.admin_token,
-                              staff_ttl=settings.staff_token_ttl, host_ttl=settings.host_token_ttl,
-                              viewer_ttl=settings.viewer_token_ttl)
+    app.state.tokens = Tokens(
+        settings.secret_key,
+        admin_token=settings.admin_token,
+        staff_ttl=settings.staff_token_ttl,
+        host_ttl=settings.host_token_ttl,
+        viewer_ttl=settings.viewer_token_ttl,
+    )
     app.state.process_id = f"{socket.gethostname()}:{os.getpid()}"
     app.state.metric_refreshers = []
 

@@ -35,7 +35,9 @@ def _unb64(text: str) -> bytes:
 def _same(given: str, expected: str) -> bool:
     """Constant-time equality that also accepts non-ASCII input (a header decoded as latin-1,
     a query parameter): ``hmac.compare_digest`` raises TypeError on non-ASCII ``str``."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 class Signer:
@@ -98,22 +100,37 @@ Principal = Staff | Host | Viewer
 class Tokens:
     """Mints and reads tokens for one app (one secret)."""
 
-    def __init__(self, secret: str, *, admin_token: str = "", staff_ttl: int = 43200,
-                 host_ttl: int = 604800, viewer_ttl: int = 86400) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        admin_token: str = "",
+        staff_ttl: int = 43200,
+        host_ttl: int = 604800,
+        viewer_ttl: int = 86400,
+    ) -> None:
         self.signer = Signer(secret)
         self._admin = admin_token
         self.staff_ttl, self.host_ttl, self.viewer_ttl = staff_ttl, host_ttl, viewer_ttl
 
-    def staff(self, staff_id: str, role: str, store_id: str | None = None, ttl: int | None = None) -> str:
-        return self.signer.sign("token", {"k": "staff", "sub": staff_id, "role": role, "store": store_id},
-                                ttl or self.staff_ttl)
+    def staff(
+        self, staff_id: str, role: str, store_id: str | None = None, ttl: int | None = None
+    ) -> str:
+        return self.signer.sign(
+            "token",
+            {"k": "staff", "sub": staff_id, "role": role, "store": store_id},
+            ttl or self.staff_ttl,
+        )
 
     def host(self, session_id: str, staff_id: str, ttl: int | None = None) -> str:
-        return self.signer.sign("token", {"k": "host", "sid": session_id, "sub": staff_id}, ttl or self.host_ttl)
+        return self.signer.sign(
+            "token", {"k": "host", "sid": session_id, "sub": staff_id}, ttl or self.host_ttl
+        )
 
     def viewer(self, session_id: str, viewer_id: str, ttl: int | None = None) -> str:
-        return self.signer.sign("token", {"k": "viewer", "sid": session_id, "sub": viewer_id},
-                                ttl or self.viewer_ttl)
+        return self.signer.sign(
+            "token", {"k": "viewer", "sid": session_id, "sub": viewer_id}, ttl or self.viewer_ttl
+        )
 
     def read(self, token: str) -> Principal:
         if self._admin and len(token) >= 16 and _same(token, self._admin):
@@ -195,7 +212,9 @@ def staff_may_act(by: Staff, store_id: str, host_id: str | None = None) -> bool:
 
 def check_store(by: Staff, store_id: str, host_id: str | None = None) -> None:
     if not staff_may_act(by, store_id, host_id):
-        raise Forbidden("an associate acts on their own store's sessions and clients only", code="other_store")
+        raise Forbidden(
+            "an associate acts on their own store's sessions and clients only", code="other_store"
+        )
 
 
 def require_viewer(conn: HTTPConnection, session_id: str | None = None) -> Viewer:

@@ -58,6 +58,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     tokens = Tokens(settings.secret_key)
     staff_id, role, store_id = args.staff_id, args.role, None
     if staff_id:
+
         async def lookup() -> StaffMember | None:
             db = Database(settings.database_url)
             try:
@@ -68,7 +69,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
         member = asyncio.run(lookup())
         if member is None:
-            print(f"no staff member {staff_id!r} (run `vitrine seed` or create one)", file=sys.stderr)
+            print(
+                f"no staff member {staff_id!r} (run `vitrine seed` or create one)", file=sys.stderr
+            )
             return 2
         role, store_id = role or member.role, member.store_id
     else:
@@ -95,9 +98,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["VITRINE_PORT"] = str(settings.port)
     if args.relay_workers is not None:
         os.environ["VITRINE_RELAY_WORKERS"] = str(args.relay_workers)
-    uvicorn.run("live.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-                ws="websockets-sansio", ws_per_message_deflate=False, log_config=None,
-                proxy_headers=True, lifespan="on", access_log=False)
+    uvicorn.run(
+        "live.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_config=None,
+        proxy_headers=True,
+        lifespan="on",
+        access_log=False,
+    )
     return 0
 
 
@@ -107,8 +119,11 @@ def _print_demo(settings: Settings) -> None:
     tokens = Tokens(settings.secret_key)
     base = f"http://{settings.host}:{settings.port}"
     admin = tokens.staff("sf_admin", "admin", None)
-    print(f"\nVitrine demo on {base}\n  sign in at {base}/login with this admin token:\n  {admin}\n"
-          f"  sessions: {base}/api/sessions   dashboard: {base}/dashboard\n", flush=True)
+    print(
+        f"\nVitrine demo on {base}\n  sign in at {base}/login with this admin token:\n  {admin}\n"
+        f"  sessions: {base}/api/sessions   dashboard: {base}/dashboard\n",
+        flush=True,
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -127,9 +142,15 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server (upgrades the database first)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--demo", action="store_true", help="seed demo data and print a sign-in token")
-    serve.add_argument("--relay-workers", type=int, dest="relay_workers",
-                       help="relay worker processes for viewers (default: one per core)")
+    serve.add_argument(
+        "--demo", action="store_true", help="seed demo data and print a sign-in token"
+    )
+    serve.add_argument(
+        "--relay-workers",
+        type=int,
+        dest="relay_workers",
+        help="relay worker processes for viewers (default: one per core)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     seed = sub.add_parser("seed", help="load the demo brand (idempotent)")
@@ -141,16 +162,25 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_upgrade)
 
     token = sub.add_parser("token", help="mint a staff token")
-    token.add_argument("--staff-id", dest="staff_id", help="staff member (role and store read from the database)")
+    token.add_argument(
+        "--staff-id", dest="staff_id", help="staff member (role and store read from the database)"
+    )
     token.add_argument("--role", choices=("admin", "marketer", "associate"))
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    sim = sub.add_parser("simulate", help="fill the database with a season of sessions (demo history)")
+    sim = sub.add_parser(
+        "simulate", help="fill the database with a season of sessions (demo history)"
+    )
     sim.add_argument("--sessions", type=int, default=120)
     sim.add_argument("--seed", type=int, default=7)
-    sim.add_argument("--public-max", type=int, default=None, dest="public_max",
-                     help="largest public audience drawn (default 30000; 300000 for flagship shows)")
+    sim.add_argument(
+        "--public-max",
+        type=int,
+        default=None,
+        dest="public_max",
+        help="largest public audience drawn (default 30000; 300000 for flagship shows)",
+    )
     sim.set_defaults(func=cmd_simulate)
     return p
 

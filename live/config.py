@@ -27,7 +27,9 @@ def _setting(env: str, default: Any, doc: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = _setting(
-        "VITRINE_DATA_DIR", "./vitrine-data", "Folder for the SQLite file, the generated secret key and replays."
+        "VITRINE_DATA_DIR",
+        "./vitrine-data",
+        "Folder for the SQLite file, the generated secret key and replays.",
     )
     database_url: str = _setting(
         "DATABASE_URL",
@@ -35,10 +37,14 @@ class Settings:
         "`postgresql://user@host:port/db` or `sqlite:///path`; empty: SQLite file in the data dir.",
     )
     redis_url: str = _setting(
-        "REDIS_URL", "", "`redis://host:port/db`; set it to share sessions between processes and machines."
+        "REDIS_URL",
+        "",
+        "`redis://host:port/db`; set it to share sessions between processes and machines.",
     )
     redis_prefix: str = _setting(
-        "VITRINE_REDIS_PREFIX", "vitrine", "Prefix of every Redis key and channel (several deployments, one Redis)."
+        "VITRINE_REDIS_PREFIX",
+        "vitrine",
+        "Prefix of every Redis key and channel (several deployments, one Redis).",
     )
     secret_key: str = _setting(
         "VITRINE_SECRET_KEY",
@@ -46,50 +52,74 @@ class Settings:
         "Signs every token and cookie. Empty: generated once into the data dir. Set the same value on every process.",
     )
     admin_token: str = _setting(
-        "VITRINE_ADMIN_TOKEN", "", "Bootstrap admin credential (a long random string); empty disables it."
+        "VITRINE_ADMIN_TOKEN",
+        "",
+        "Bootstrap admin credential (a long random string); empty disables it.",
     )
     base_url: str = _setting(
-        "VITRINE_BASE_URL", "", "Public URL used in invite and watch links; empty: taken from the request."
+        "VITRINE_BASE_URL",
+        "",
+        "Public URL used in invite and watch links; empty: taken from the request.",
     )
     host: str = _setting("VITRINE_HOST", "127.0.0.1", "Address `vitrine serve` binds.")
     port: int = _setting("VITRINE_PORT", 8000, "Port `vitrine serve` binds.")
-    staff_token_ttl: int = _setting("VITRINE_STAFF_TOKEN_TTL", 12 * 3600, "Lifetime of a staff token, seconds.")
+    staff_token_ttl: int = _setting(
+        "VITRINE_STAFF_TOKEN_TTL", 12 * 3600, "Lifetime of a staff token, seconds."
+    )
     host_token_ttl: int = _setting(
         "VITRINE_HOST_TOKEN_TTL", 7 * 24 * 3600, "Lifetime of a session's host token, seconds."
     )
     viewer_token_ttl: int = _setting(
         "VITRINE_VIEWER_TOKEN_TTL", 24 * 3600, "Lifetime of a viewer token, seconds."
     )
-    max_body_bytes: int = _setting("VITRINE_MAX_BODY_BYTES", 64 * 1024, "Largest accepted HTTP JSON body.")
-    max_frame_bytes: int = _setting("VITRINE_MAX_FRAME_BYTES", 4096, "Largest accepted WebSocket frame.")
-    max_text_chars: int = _setting("VITRINE_MAX_TEXT_CHARS", 500, "Longest chat message or question.")
+    max_body_bytes: int = _setting(
+        "VITRINE_MAX_BODY_BYTES", 64 * 1024, "Largest accepted HTTP JSON body."
+    )
+    max_frame_bytes: int = _setting(
+        "VITRINE_MAX_FRAME_BYTES", 4096, "Largest accepted WebSocket frame."
+    )
+    max_text_chars: int = _setting(
+        "VITRINE_MAX_TEXT_CHARS", 500, "Longest chat message or question."
+    )
     max_sockets_per_viewer: int = _setting(
-        "VITRINE_MAX_SOCKETS_PER_VIEWER", 8, "Room WebSockets one viewer may hold open in one process (tabs, devices)."
+        "VITRINE_MAX_SOCKETS_PER_VIEWER",
+        8,
+        "Room WebSockets one viewer may hold open in one process (tabs, devices).",
     )
     rate_limit_messages: int = _setting(
-        "VITRINE_RATE_LIMIT_MESSAGES", 5, "Chat/question/vote frames a viewer may send per rate window."
+        "VITRINE_RATE_LIMIT_MESSAGES",
+        5,
+        "Chat/question/vote frames a viewer may send per rate window.",
     )
     rate_limit_window: float = _setting("VITRINE_RATE_LIMIT_WINDOW", 10.0, "Rate window, seconds.")
     send_queue_frames: int = _setting(
-        "VITRINE_SEND_QUEUE_FRAMES", 256, "Frames queued for one WebSocket before it is closed as too slow."
+        "VITRINE_SEND_QUEUE_FRAMES",
+        256,
+        "Frames queued for one WebSocket before it is closed as too slow.",
     )
     room_tick_ms: int = _setting(
-        "VITRINE_ROOM_TICK_MS", 50, "A room batches its events into one frame per tick of this length."
+        "VITRINE_ROOM_TICK_MS",
+        50,
+        "A room batches its events into one frame per tick of this length.",
     )
     replay_buffer: int = _setting(
         "VITRINE_REPLAY_BUFFER", 5000, "Recent events per session kept in the bus for fast resume."
     )
     log_level: str = _setting("VITRINE_LOG_LEVEL", "INFO", "Log level.")
-    log_format: str = _setting("VITRINE_LOG_FORMAT", "json", "`json` (one object per line) or `text`.")
+    log_format: str = _setting(
+        "VITRINE_LOG_FORMAT", "json", "`json` (one object per line) or `text`."
+    )
     ice_servers: str = _setting(
         "VITRINE_ICE_SERVERS",
         "",
-        "JSON list of ICE servers, e.g. `[{\"urls\": \"turn:h:3478\", \"username\": \"u\", \"credential\": \"p\"}]`.",
+        'JSON list of ICE servers, e.g. `[{"urls": "turn:h:3478", "username": "u", "credential": "p"}]`.',
     )
     rtc_port_min: int = _setting("VITRINE_RTC_PORT_MIN", 0, "Lowest UDP port for WebRTC (0: any).")
     rtc_port_max: int = _setting("VITRINE_RTC_PORT_MAX", 0, "Highest UDP port for WebRTC (0: any).")
     rtc_loopback: bool = _setting(
-        "VITRINE_RTC_LOOPBACK", False, "Offer only 127.0.0.1 ICE candidates (tests, single-machine demos)."
+        "VITRINE_RTC_LOOPBACK",
+        False,
+        "Offer only 127.0.0.1 ICE candidates (tests, single-machine demos).",
     )
     relay_workers: int = _setting(
         "VITRINE_RELAY_WORKERS", 0, "Relay worker processes for WHEP viewers (0: one per core)."
@@ -98,10 +128,13 @@ class Settings:
         "VITRINE_RELAY_MAX_VIEWERS", 150, "Viewers one relay worker admits before answering 503."
     )
     payment_providers: str = _setting(
-        "VITRINE_PAYMENT_PROVIDERS", "demo", "Comma-separated payment providers viewers may pay with (`demo`)."
+        "VITRINE_PAYMENT_PROVIDERS",
+        "demo",
+        "Comma-separated payment providers viewers may pay with (`demo`).",
     )
     order_hold_seconds: float = _setting(
-        "VITRINE_ORDER_HOLD_SECONDS", 120.0,
+        "VITRINE_ORDER_HOLD_SECONDS",
+        120.0,
         "How long an unpaid order holds its stock before it is released (crash recovery), seconds.",
     )
 

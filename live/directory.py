@@ -15,8 +15,14 @@ from live.models import STAFF_ROLES, Client, StaffMember, Store
 
 
 def store_json(s: Store) -> dict[str, Any]:
-    return {"id": s.id, "name": s.name, "city": s.city, "country": s.country,
-            "live_enabled": s.live_enabled, "blocked_words": list(s.blocked_words or [])}
+    return {
+        "id": s.id,
+        "name": s.name,
+        "city": s.city,
+        "country": s.country,
+        "live_enabled": s.live_enabled,
+        "blocked_words": list(s.blocked_words or []),
+    }
 
 
 def staff_json(s: StaffMember) -> dict[str, Any]:
@@ -24,14 +30,27 @@ def staff_json(s: StaffMember) -> dict[str, Any]:
 
 
 def client_json(c: Client) -> dict[str, Any]:
-    return {"id": c.id, "store_id": c.store_id, "associate_id": c.associate_id, "name": c.name,
-            "email": c.email, "phone": c.phone, "city": c.city}
+    return {
+        "id": c.id,
+        "store_id": c.store_id,
+        "associate_id": c.associate_id,
+        "name": c.name,
+        "email": c.email,
+        "phone": c.phone,
+        "city": c.city,
+    }
 
 
 def _text(data: dict[str, Any], name: str, *, default: Any = ..., max_len: int = 200) -> Any:
     kwargs = {} if default is ... else {"default": default}
-    return field(data, name, str, check=lambda v: 0 < len(v.strip()) <= max_len,
-                 why=f"must be 1 to {max_len} characters", **kwargs)
+    return field(
+        data,
+        name,
+        str,
+        check=lambda v: 0 < len(v.strip()) <= max_len,
+        why=f"must be 1 to {max_len} characters",
+        **kwargs,
+    )
 
 
 async def get_or_404(session: AsyncSession, model: type[Any], id_: str, what: str) -> Any:
@@ -43,8 +62,14 @@ async def get_or_404(session: AsyncSession, model: type[Any], id_: str, what: st
 
 def _chosen_id(data: dict[str, Any], prefix: str) -> str:
     """The caller's own ``id`` (1 to 40 printable characters, e.g. from a CRM) or a new one."""
-    chosen = field(data, "id", str, default=None, check=lambda v: 0 < len(v) <= 40 and v.isprintable(),
-                   why="must be 1 to 40 printable characters")
+    chosen = field(
+        data,
+        "id",
+        str,
+        default=None,
+        check=lambda v: 0 < len(v) <= 40 and v.isprintable(),
+        why="must be 1 to 40 printable characters",
+    )
     return chosen or new_id(prefix)
 
 
@@ -64,7 +89,14 @@ async def create_store(db: Database, data: dict[str, Any]) -> dict[str, Any]:
         id=_chosen_id(data, "st"),
         name=_text(data, "name"),
         city=_text(data, "city", default="", max_len=100),
-        country=field(data, "country", str, default="", check=lambda v: len(v) in (0, 2), why="is ISO 3166 alpha-2"),
+        country=field(
+            data,
+            "country",
+            str,
+            default="",
+            check=lambda v: len(v) in (0, 2),
+            why="is ISO 3166 alpha-2",
+        ),
         live_enabled=field(data, "live_enabled", bool, default=True),
         blocked_words=str_list(data, "blocked_words", default=[]),
     )
@@ -82,10 +114,17 @@ async def list_stores(db: Database, *, live_enabled: bool | None = None) -> list
 
 
 async def create_staff(db: Database, data: dict[str, Any]) -> dict[str, Any]:
-    role = field(data, "role", str, check=lambda v: v in STAFF_ROLES, why=f"must be one of {STAFF_ROLES}")
+    role = field(
+        data, "role", str, check=lambda v: v in STAFF_ROLES, why=f"must be one of {STAFF_ROLES}"
+    )
     store_id = field(data, "store_id", str, default=None)
-    member = StaffMember(id=_chosen_id(data, "sf"), name=_text(data, "name"),
-                         role=role, store_id=store_id, email=_text(data, "email", default="", max_len=200))
+    member = StaffMember(
+        id=_chosen_id(data, "sf"),
+        name=_text(data, "name"),
+        role=role,
+        store_id=store_id,
+        email=_text(data, "email", default="", max_len=200),
+    )
     async with db.write() as s:
         if store_id is not None:
             await get_or_404(s, Store, store_id, "store")
@@ -93,7 +132,9 @@ async def create_staff(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     return staff_json(member)
 
 
-async def list_staff(db: Database, *, store_id: str | None = None, role: str | None = None) -> list[dict[str, Any]]:
+async def list_staff(
+    db: Database, *, store_id: str | None = None, role: str | None = None
+) -> list[dict[str, Any]]:
     q = select(StaffMember).order_by(StaffMember.name)
     if store_id:
         q = q.where(StaffMember.store_id == store_id)
@@ -106,11 +147,15 @@ async def list_staff(db: Database, *, store_id: str | None = None, role: str | N
 async def create_client(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     store_id = field(data, "store_id", str)
     associate_id = field(data, "associate_id", str, default=None)
-    client = Client(id=_chosen_id(data, "cl"), store_id=store_id,
-                    associate_id=associate_id, name=_text(data, "name"),
-                    email=_text(data, "email", default="", max_len=200),
-                    phone=_text(data, "phone", default="", max_len=50),
-                    city=_text(data, "city", default="", max_len=100))
+    client = Client(
+        id=_chosen_id(data, "cl"),
+        store_id=store_id,
+        associate_id=associate_id,
+        name=_text(data, "name"),
+        email=_text(data, "email", default="", max_len=200),
+        phone=_text(data, "phone", default="", max_len=50),
+        city=_text(data, "city", default="", max_len=100),
+    )
     async with db.write() as s:
         await get_or_404(s, Store, store_id, "store")
         if associate_id is not None:
@@ -119,8 +164,14 @@ async def create_client(db: Database, data: dict[str, Any]) -> dict[str, Any]:
     return client_json(client)
 
 
-async def list_clients(db: Database, *, store_id: str | None = None, associate_id: str | None = None,
-                       limit: int = 500, offset: int = 0) -> dict[str, Any]:
+async def list_clients(
+    db: Database,
+    *,
+    store_id: str | None = None,
+    associate_id: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> dict[str, Any]:
     q = select(Client)
     if store_id:
         q = q.where(Client.store_id == store_id)
@@ -128,7 +179,9 @@ async def list_clients(db: Database, *, store_id: str | None = None, associate_i
         q = q.where(Client.associate_id == associate_id)
     async with db.read() as s:
         total = await s.scalar(select(func.count()).select_from(q.subquery()))
-        rows = (await s.scalars(q.order_by(Client.name, Client.id).limit(limit).offset(offset))).all()
+        rows = (
+            await s.scalars(q.order_by(Client.name, Client.id).limit(limit).offset(offset))
+        ).all()
     return {"items": [client_json(c) for c in rows], "total": total or 0}
 
 

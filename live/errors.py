@@ -9,8 +9,14 @@ class VitrineError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, detail: str = "", *, code: str | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or self.code)
         self.detail = detail or self.code.replace("_", " ")
         if code is not None:

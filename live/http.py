@@ -32,7 +32,9 @@ class JSON(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSON:
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSON:
     return JSON({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -98,8 +100,15 @@ _MISSING = object()
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what every database column of ours can hold
 
 
-def field(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...], *, default: Any = _MISSING,
-          check: Callable[[Any], bool] | None = None, why: str = "") -> Any:
+def field(
+    data: dict[str, Any],
+    name: str,
+    kind: type[T] | tuple[type, ...],
+    *,
+    default: Any = _MISSING,
+    check: Callable[[Any], bool] | None = None,
+    why: str = "",
+) -> Any:
     """Read ``data[name]`` as ``kind`` or raise a 422 naming the field."""
     if name not in data or data[name] is None:
         if default is _MISSING:
@@ -111,14 +120,20 @@ def field(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...], *, 
         raise ValidationFailed(f"`{name}` must be {_kind_name(kinds)}")
     if not isinstance(value, kinds):
         raise ValidationFailed(f"`{name}` must be {_kind_name(kinds)}")
-    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not INT64_MIN <= value <= INT64_MAX
+    ):
         raise ValidationFailed(f"`{name}` is out of range (64-bit integers only)")
     if check is not None and not check(value):
         raise ValidationFailed(f"`{name}` {why or 'is invalid'}")
     return value
 
 
-def str_list(data: dict[str, Any], name: str, *, default: Any = _MISSING, max_items: int = 1000) -> list[str]:
+def str_list(
+    data: dict[str, Any], name: str, *, default: Any = _MISSING, max_items: int = 1000
+) -> list[str]:
     value = field(data, name, list, default=default)
     if value is default:
         return value  # type: ignore[no-any-return]
@@ -128,8 +143,14 @@ def str_list(data: dict[str, Any], name: str, *, default: Any = _MISSING, max_it
 
 
 def _kind_name(kinds: Sequence[type]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "an object",
-             bool: "a boolean"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        bool: "a boolean",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
@@ -156,10 +177,12 @@ class RejectNul:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and (
-                "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
             if scope["type"] == "http":
                 await error_response(400, "bad_request", "the URL must not contain NUL characters")(
-                    scope, receive, send)
+                    scope, receive, send
+                )
             else:
                 await send({"type": "websocket.close", "code": 1008, "reason": "NUL in the URL"})
             return
@@ -168,13 +191,21 @@ class RejectNul:
 
 # -- error handlers ---------------------------------------------------------------------------
 
+
 async def vitrine_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, VitrineError)
     return error_response(exc.status, exc.code, exc.detail, exc.headers or None)
 
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

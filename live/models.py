@@ -78,7 +78,9 @@ class LiveSession(Base):
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), index=True)
     host_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(20), default="purchase")  # awareness | purchase
-    audience: Mapped[str] = mapped_column(String(20), default="public")  # clients|prospects|followers|public
+    audience: Mapped[str] = mapped_column(
+        String(20), default="public"
+    )  # clients|prospects|followers|public
     style: Mapped[str] = mapped_column(String(20), default="sales")  # inspirational | sales
     status: Mapped[str] = mapped_column(String(10), default="scheduled")
     scheduled_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -94,7 +96,9 @@ class LiveSession(Base):
 class SessionProduct(Base):
     __tablename__ = "session_products"
 
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -105,7 +109,9 @@ class Invite(Base):
     __tablename__ = "invites"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
     associate_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -144,7 +150,9 @@ class RoomEvent(Base):
 
     __tablename__ = "room_events"
 
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     type: Mapped[str] = mapped_column(String(30))
     ts: Mapped[int] = mapped_column(BigInteger)
@@ -155,7 +163,9 @@ class Question(Base):
     __tablename__ = "questions"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     viewer_id: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(80), default="")
     text: Mapped[str] = mapped_column(Text)
@@ -168,7 +178,9 @@ class Question(Base):
 class QuestionVote(Base):
     __tablename__ = "question_votes"
 
-    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True)
+    question_id: Mapped[str] = mapped_column(
+        ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True
+    )
     viewer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
@@ -176,7 +188,9 @@ class ChatMessage(Base):
     __tablename__ = "chat_messages"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     viewer_id: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(80), default="")
     text: Mapped[str] = mapped_column(Text)

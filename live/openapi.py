@@ -10,8 +10,12 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from live import __version__
 from live.api import endpoint_doc
 
-_SECURITY: dict[str, list[dict[str, list[str]]]] = {"staff": [{"bearer": []}], "viewer": [{"bearer": []}], "host": [{"bearer": []}],
-             "host or staff": [{"bearer": []}]}
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "staff": [{"bearer": []}],
+    "viewer": [{"bearer": []}],
+    "host": [{"bearer": []}],
+    "host or staff": [{"bearer": []}],
+}
 
 
 def iter_routes(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, set[str], Any]]:
@@ -30,27 +34,41 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for path, methods, endpoint in iter_routes(routes):
         for method in sorted(methods):
-            fn = getattr(endpoint, method.lower(), endpoint) if isinstance(endpoint, type) else endpoint
+            fn = (
+                getattr(endpoint, method.lower(), endpoint)
+                if isinstance(endpoint, type)
+                else endpoint
+            )
             d = endpoint_doc(fn) or endpoint_doc(endpoint)
             if d is None or method == "WEBSOCKET":
                 continue
-            op: dict[str, Any] = {"summary": d.summary, "tags": [d.tag],
-                                  "x-auth": d.auth,
-                                  "parameters": [{"name": p, "in": "path", "required": True,
-                                                  "schema": {"type": "string"}}
-                                                 for p in re.findall(r"{(\w+)(?::\w+)?}", path)],
-                                  "responses": {str(k): {"description": v} for k, v in
-                                                ({200: "OK"} | d.responses).items()}}
+            op: dict[str, Any] = {
+                "summary": d.summary,
+                "tags": [d.tag],
+                "x-auth": d.auth,
+                "parameters": [
+                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for p in re.findall(r"{(\w+)(?::\w+)?}", path)
+                ],
+                "responses": {
+                    str(k): {"description": v} for k, v in ({200: "OK"} | d.responses).items()
+                },
+            }
             if d.auth in _SECURITY:
                 op["security"] = _SECURITY[d.auth]
             if d.body is not None:
-                op["requestBody"] = {"required": True,
-                                     "content": {"application/json": {"schema": d.body}}}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": d.body}},
+                }
             paths.setdefault(re.sub(r"{(\w+):\w+}", r"{\1}", path), {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Vitrine", "version": __version__,
-                 "description": "Live-shopping session server. Errors are {\"error\": code, \"detail\": text}."},
+        "info": {
+            "title": "Vitrine",
+            "version": __version__,
+            "description": 'Live-shopping session server. Errors are {"error": code, "detail": text}.',
+        },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     }

@@ -33,16 +33,32 @@ PRIVATE_CAPACITY = 500
 Emit = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 
 
-def session_json(s: LiveSession, *, full: bool = True, product_ids: list[str] | None = None) -> dict[str, Any]:
-    brief = {"id": s.id, "kind": s.kind, "title": s.title, "status": s.status,
-             "scheduled_at": s.scheduled_at, "watch_url": f"/watch/{s.id}"}
+def session_json(
+    s: LiveSession, *, full: bool = True, product_ids: list[str] | None = None
+) -> dict[str, Any]:
+    brief = {
+        "id": s.id,
+        "kind": s.kind,
+        "title": s.title,
+        "status": s.status,
+        "scheduled_at": s.scheduled_at,
+        "watch_url": f"/watch/{s.id}",
+    }
     if not full:
         return brief
-    return {**brief, "store_id": s.store_id, "host_id": s.host_id, "purpose": s.purpose,
-            "audience": s.audience, "style": s.style, "capacity": s.capacity,
-            "started_at": s.started_at, "ended_at": s.ended_at,
-            "pinned_product_id": s.pinned_product_id,
-            **({"product_ids": product_ids} if product_ids is not None else {})}
+    return {
+        **brief,
+        "store_id": s.store_id,
+        "host_id": s.host_id,
+        "purpose": s.purpose,
+        "audience": s.audience,
+        "style": s.style,
+        "capacity": s.capacity,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "pinned_product_id": s.pinned_product_id,
+        **({"product_ids": product_ids} if product_ids is not None else {}),
+    }
 
 
 async def require_session_actor(conn: HTTPConnection, session_id: str) -> Staff | Host:
@@ -69,57 +85,113 @@ class SessionService:
 
     # -- sessions ----------------------------------------------------------------------------
     async def create(self, data: dict[str, Any], by: Staff) -> dict[str, Any]:
-        kind = field(data, "kind", str, check=lambda v: v in SESSION_KINDS, why="must be public or private")
-        title = field(data, "title", str, check=lambda v: 0 < len(v.strip()) <= 200, why="must be 1 to 200 characters")
+        kind = field(
+            data, "kind", str, check=lambda v: v in SESSION_KINDS, why="must be public or private"
+        )
+        title = field(
+            data,
+            "title",
+            str,
+            check=lambda v: 0 < len(v.strip()) <= 200,
+            why="must be 1 to 200 characters",
+        )
         store_id = field(data, "store_id", str)
         host_id = field(data, "host_id", str)
-        scheduled_at = field(data, "scheduled_at", int, default=None, check=lambda v: v > 0, why="is epoch ms")
+        scheduled_at = field(
+            data, "scheduled_at", int, default=None, check=lambda v: v > 0, why="is epoch ms"
+        )
         default_cap = PRIVATE_CAPACITY if kind == "private" else None
-        capacity = field(data, "capacity", int, default=default_cap, check=lambda v: 0 < v <= 10_000_000,
-                         why="must be a positive integer")
+        capacity = field(
+            data,
+            "capacity",
+            int,
+            default=default_cap,
+            check=lambda v: 0 < v <= 10_000_000,
+            why="must be a positive integer",
+        )
         product_ids = str_list(data, "product_ids", default=[], max_items=200)
         extras: dict[str, str] = {
             k: field(data, k, str, default=d, check=_one_of(ok), why=f"must be one of {ok}")
-            for k, d, ok in (("purpose", "purchase", ("awareness", "purchase")),
-                                   ("audience", "public" if kind == "public" else "clients",
-                                    ("clients", "prospects", "followers", "public")),
-                                   ("style", "sales", ("inspirational", "sales")))
+            for k, d, ok in (
+                ("purpose", "purchase", ("awareness", "purchase")),
+                (
+                    "audience",
+                    "public" if kind == "public" else "clients",
+                    ("clients", "prospects", "followers", "public"),
+                ),
+                ("style", "sales", ("inspirational", "sales")),
+            )
         }
-        sess = LiveSession(id=new_id("se"), title=title.strip(), kind=kind, store_id=store_id, host_id=host_id,
-                           scheduled_at=scheduled_at, capacity=capacity, status="scheduled", **extras)
+        sess = LiveSession(
+            id=new_id("se"),
+            title=title.strip(),
+            kind=kind,
+            store_id=store_id,
+            host_id=host_id,
+            scheduled_at=scheduled_at,
+            capacity=capacity,
+            status="scheduled",
+            **extras,
+        )
         async with self.db.write() as s:
             await get_or_404(s, Store, store_id, "store")
             host = await get_or_404(s, StaffMember, host_id, "staff")
             if by.role == "associate" and by.staff_id != host_id:
-                raise Forbidden("an associate may only create sessions they host", code="role_required")
+                raise Forbidden(
+                    "an associate may only create sessions they host", code="role_required"
+                )
             check_store(by, store_id)
             if host.role not in ("associate", "admin"):
                 raise ValidationFailed("the host must be an associate", code="invalid")
             if product_ids:
-                found = set((await s.scalars(select(Product.id).where(Product.id.in_(product_ids)))).all())
+                found = set(
+                    (await s.scalars(select(Product.id).where(Product.id.in_(product_ids)))).all()
+                )
                 missing = [p for p in product_ids if p not in found]
                 if missing:
-                    raise NotFound(f"unknown products: {', '.join(missing)}", code="product_not_found")
+                    raise NotFound(
+                        f"unknown products: {', '.join(missing)}", code="product_not_found"
+                    )
             s.add(sess)
             await s.flush()
             for pos, pid in enumerate(dict.fromkeys(product_ids)):
                 s.add(SessionProduct(session_id=sess.id, product_id=pid, position=pos))
         host_token = self.tokens.host(sess.id, host_id)
-        return {**session_json(sess, product_ids=list(dict.fromkeys(product_ids))),
-                "host_token": host_token, "studio_url": f"/studio/{sess.id}?token={host_token}"}
+        return {
+            **session_json(sess, product_ids=list(dict.fromkeys(product_ids))),
+            "host_token": host_token,
+            "studio_url": f"/studio/{sess.id}?token={host_token}",
+        }
 
-    async def list_sessions(self, p: Principal | None, *, kind: str | None = None, status: str | None = None,
-                   store_id: str | None = None, host_id: str | None = None,
-                   limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    async def list_sessions(
+        self,
+        p: Principal | None,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        store_id: str | None = None,
+        host_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
         q = select(LiveSession)
-        for col, val in ((LiveSession.kind, kind), (LiveSession.status, status),
-                         (LiveSession.store_id, store_id), (LiveSession.host_id, host_id)):
+        for col, val in (
+            (LiveSession.kind, kind),
+            (LiveSession.status, status),
+            (LiveSession.store_id, store_id),
+            (LiveSession.host_id, host_id),
+        ):
             if val:
                 q = q.where(col == val)
         async with self.db.read() as s:
             total = await s.scalar(select(func.count()).select_from(q.subquery()))
-            rows = (await s.scalars(q.order_by(LiveSession.scheduled_at.desc().nulls_last(), LiveSession.id)
-                                    .limit(limit).offset(offset))).all()
+            rows = (
+                await s.scalars(
+                    q.order_by(LiveSession.scheduled_at.desc().nulls_last(), LiveSession.id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
         items = [session_json(r, full=r.kind == "public" or can_see_private(p, r.id)) for r in rows]
         return {"items": items, "total": total or 0}
 
@@ -129,9 +201,15 @@ class SessionService:
             full = sess.kind == "public" or can_see_private(p, session_id)
             pids = None
             if full:
-                pids = list((await s.scalars(select(SessionProduct.product_id)
-                                             .where(SessionProduct.session_id == session_id)
-                                             .order_by(SessionProduct.position))).all())
+                pids = list(
+                    (
+                        await s.scalars(
+                            select(SessionProduct.product_id)
+                            .where(SessionProduct.session_id == session_id)
+                            .order_by(SessionProduct.position)
+                        )
+                    ).all()
+                )
         return session_json(sess, full=full, product_ids=pids)
 
     async def set_status(self, session_id: str, status: str) -> dict[str, Any]:
@@ -153,10 +231,14 @@ class SessionService:
     # -- invites -----------------------------------------------------------------------------
     def invite_code(self, session_id: str, client_id: str) -> str:
         """Deterministic and unforgeable: asking again for the same client returns the same link."""
-        mac = hmac.new(self.tokens.signer._key, f"invite|{session_id}|{client_id}".encode(), hashlib.sha256)
+        mac = hmac.new(
+            self.tokens.signer._key, f"invite|{session_id}|{client_id}".encode(), hashlib.sha256
+        )
         return mac.hexdigest()[:32]
 
-    async def create_invites(self, session_id: str, data: dict[str, Any], by: Staff) -> list[dict[str, Any]]:
+    async def create_invites(
+        self, session_id: str, data: dict[str, Any], by: Staff
+    ) -> list[dict[str, Any]]:
         client_ids = str_list(data, "client_ids", max_items=2000)
         if not client_ids:
             raise ValidationFailed("`client_ids` must not be empty")
@@ -171,25 +253,53 @@ class SessionService:
                 raise Conflict("public sessions need no invites", code="not_private")
             if associate_id is not None:
                 await get_or_404(s, StaffMember, associate_id, "staff")
-            clients = {c.id: c for c in (await s.scalars(select(Client).where(Client.id.in_(client_ids)))).all()}
+            clients = {
+                c.id: c
+                for c in (await s.scalars(select(Client).where(Client.id.in_(client_ids)))).all()
+            }
             missing = [c for c in client_ids if c not in clients]
             if missing:
-                raise NotFound(f"unknown clients: {', '.join(missing[:10])}", code="client_not_found")
-            existing = {i.client_id: i for i in (await s.scalars(
-                select(Invite).where(Invite.session_id == session_id, Invite.client_id.in_(client_ids)))).all()}
+                raise NotFound(
+                    f"unknown clients: {', '.join(missing[:10])}", code="client_not_found"
+                )
+            existing = {
+                i.client_id: i
+                for i in (
+                    await s.scalars(
+                        select(Invite).where(
+                            Invite.session_id == session_id, Invite.client_id.in_(client_ids)
+                        )
+                    )
+                ).all()
+            }
             for cid in dict.fromkeys(client_ids):
                 code = self.invite_code(session_id, cid)
                 inv = existing.get(cid)
                 if inv is None:
-                    s.add(Invite(id=new_id("iv"), session_id=session_id, client_id=cid,
-                                 associate_id=associate_id or clients[cid].associate_id,
-                                 code_hash=_hash(code)))
-                out.append({"client_id": cid, "code": code, "url": f"/watch/{session_id}?invite={code}"})
+                    s.add(
+                        Invite(
+                            id=new_id("iv"),
+                            session_id=session_id,
+                            client_id=cid,
+                            associate_id=associate_id or clients[cid].associate_id,
+                            code_hash=_hash(code),
+                        )
+                    )
+                out.append(
+                    {"client_id": cid, "code": code, "url": f"/watch/{session_id}?invite={code}"}
+                )
         return out
 
     # -- joining -----------------------------------------------------------------------------
-    async def join(self, session_id: str, *, invite: str | None, name: str | None, anon_key: str,
-                   source: str = "public") -> JoinResult:
+    async def join(
+        self,
+        session_id: str,
+        *,
+        invite: str | None,
+        name: str | None,
+        anon_key: str,
+        source: str = "public",
+    ) -> JoinResult:
         """Admit a viewer: the invited client, or the anonymous visitor behind ``anon_key``."""
         if name is not None and not (0 < len(name.strip()) <= 80):
             raise ValidationFailed("`name` must be 1 to 80 characters")
@@ -201,23 +311,28 @@ class SessionService:
                     raise
         raise AssertionError("unreachable")
 
-    async def _join(self, session_id: str, invite: str | None, name: str | None, anon_key: str,
-                    source: str) -> JoinResult:
+    async def _join(
+        self, session_id: str, invite: str | None, name: str | None, anon_key: str, source: str
+    ) -> JoinResult:
         async with self.db.write() as s:
             sess = await get_or_404(s, LiveSession, session_id, "session")
             inv: Invite | None = None
             if invite:
                 inv = await s.scalar(select(Invite).where(Invite.code_hash == _hash(invite)))
                 if inv is None or inv.session_id != session_id:
-                    raise Forbidden("this invite is not valid for this session", code="invite_invalid")
+                    raise Forbidden(
+                        "this invite is not valid for this session", code="invite_invalid"
+                    )
             elif sess.kind == "private":
                 raise Forbidden("this session is by invitation only", code="invite_required")
             if inv is not None:
-                q = select(SessionViewer).where(SessionViewer.session_id == session_id,
-                                                SessionViewer.client_id == inv.client_id)
+                q = select(SessionViewer).where(
+                    SessionViewer.session_id == session_id, SessionViewer.client_id == inv.client_id
+                )
             else:
-                q = select(SessionViewer).where(SessionViewer.session_id == session_id,
-                                                SessionViewer.anon_key == anon_key)
+                q = select(SessionViewer).where(
+                    SessionViewer.session_id == session_id, SessionViewer.anon_key == anon_key
+                )
             viewer = await s.scalar(q)
             if viewer is not None and viewer.banned:
                 raise Forbidden("you have been removed from this session", code="banned")
@@ -225,13 +340,17 @@ class SessionService:
                 if sess.status == "ended" and sess.kind == "private" and inv is None:
                     raise Forbidden("this session has ended", code="session_ended")
                 if sess.capacity is not None:
-                    count = await s.scalar(select(func.count()).select_from(SessionViewer)
-                                           .where(SessionViewer.session_id == session_id))
+                    count = await s.scalar(
+                        select(func.count())
+                        .select_from(SessionViewer)
+                        .where(SessionViewer.session_id == session_id)
+                    )
                     if (count or 0) >= sess.capacity:
                         raise Forbidden("this session is full", code="session_full")
                 client = await s.get(Client, inv.client_id) if inv is not None else None
                 viewer = SessionViewer(
-                    id=new_id("vw"), session_id=session_id,
+                    id=new_id("vw"),
+                    session_id=session_id,
                     client_id=inv.client_id if inv else None,
                     anon_key=None if inv else anon_key,
                     invite_id=inv.id if inv else None,
@@ -244,8 +363,13 @@ class SessionService:
             elif name:
                 viewer.name = name.strip()[:80]
         token = self.tokens.viewer(session_id, viewer.id)
-        return JoinResult(viewer_id=viewer.id, token=token, name=viewer.name, client_id=viewer.client_id,
-                          new=False)
+        return JoinResult(
+            viewer_id=viewer.id,
+            token=token,
+            name=viewer.name,
+            client_id=viewer.client_id,
+            new=False,
+        )
 
 
 @dataclass(frozen=True)

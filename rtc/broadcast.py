@@ -63,8 +63,13 @@ class IngestStats:
 
 
 class Broadcast:
-    def __init__(self, session_id: str, *, queue_frames: int = 90,
-                 on_forward: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        queue_frames: int = 90,
+        on_forward: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.session_id = session_id
         self.queue_frames = queue_frames
         self.codecs: dict[str, str] = {}  # kind -> codec of the current (or last) publisher

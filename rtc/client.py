@@ -19,7 +19,9 @@ class Connection:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def negotiate(http: httpx.AsyncClient, url: str, pc: RTCPeerConnection, token: str | None) -> Connection:
+async def negotiate(
+    http: httpx.AsyncClient, url: str, pc: RTCPeerConnection, token: str | None
+) -> Connection:
     """POST the offer to a WHIP/WHEP endpoint and apply the answer."""
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"content-type": "application/sdp"}
@@ -30,7 +32,9 @@ async def negotiate(http: httpx.AsyncClient, url: str, pc: RTCPeerConnection, to
         await pc.close()
         raise WhipError(resp.status_code, resp.text)
     await pc.setRemoteDescription(RTCSessionDescription(resp.text, "answer"))
-    return Connection(pc, resp.headers["location"], resp.headers.get("etag", ""), resp.status_code, resp.text)
+    return Connection(
+        pc, resp.headers["location"], resp.headers.get("etag", ""), resp.status_code, resp.text
+    )
 
 
 def peer() -> RTCPeerConnection:

@@ -31,15 +31,27 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     hooks.check_aiortc()  # fail start-up clearly if aiortc's internals moved
     settings = st.settings
     metrics = RelayMetrics(st.metrics.registry)
-    relay = RelayService(settings, st.db, st.sessions.set_status, st.rooms.emit, on_forward=metrics.forwarded,
-                         on_reject=lambda reason: metrics.rejected.labels(reason).inc())
+    relay = RelayService(
+        settings,
+        st.db,
+        st.sessions.set_status,
+        st.rooms.emit,
+        on_forward=metrics.forwarded,
+        on_reject=lambda reason: metrics.rejected.labels(reason).inc(),
+    )
     st.relay = relay
     workers = settings.relay_workers or os.cpu_count() or 1
     if workers > 1:
-        relay.use_workers(workers - 1, {
-            "VITRINE_RTC_LOOPBACK": "1" if settings.rtc_loopback else "0",
-            "VITRINE_ICE_SERVERS": settings.ice_servers, "VITRINE_LOG_LEVEL": settings.log_level,
-            "VITRINE_RTC_PORT_MIN": str(settings.rtc_port_min), "VITRINE_RTC_PORT_MAX": str(settings.rtc_port_max)})
+        relay.use_workers(
+            workers - 1,
+            {
+                "VITRINE_RTC_LOOPBACK": "1" if settings.rtc_loopback else "0",
+                "VITRINE_ICE_SERVERS": settings.ice_servers,
+                "VITRINE_LOG_LEVEL": settings.log_level,
+                "VITRINE_RTC_PORT_MIN": str(settings.rtc_port_min),
+                "VITRINE_RTC_PORT_MAX": str(settings.rtc_port_max),
+            },
+        )
 
     async def refresh() -> None:
         metrics.refresh(relay)
@@ -56,8 +68,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 log.exception("reaping peers failed")
 
     loop = asyncio.get_running_loop()
-    with hooks.loopback_only(settings.rtc_loopback), \
-            hooks.udp_port_range(loop, settings.rtc_port_min, settings.rtc_port_max):
+    with (
+        hooks.loopback_only(settings.rtc_loopback),
+        hooks.udp_port_range(loop, settings.rtc_port_min, settings.rtc_port_max),
+    ):
         task = asyncio.create_task(reaper())
         try:
             yield

@@ -56,7 +56,9 @@ def check_aiortc() -> None:
     """Raise :class:`AiortcIncompatible` unless every internal hook is where we expect it."""
     problems: list[str] = []
     if aiortc.__version__ != AIORTC_VERSION:
-        problems.append(f"aiortc {aiortc.__version__} is installed, the relay is built on {AIORTC_VERSION}")
+        problems.append(
+            f"aiortc {aiortc.__version__} is installed, the relay is built on {AIORTC_VERSION}"
+        )
     try:
         handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
         receive = inspect.getsource(RTCRtpReceiver.receive)
@@ -88,8 +90,11 @@ def check_aiortc() -> None:
 
     sending.check(problems)
     if problems:
-        raise AiortcIncompatible("the WebRTC relay cannot use this aiortc: " + "; ".join(problems)
-                                 + f" (install aiortc=={AIORTC_VERSION})")
+        raise AiortcIncompatible(
+            "the WebRTC relay cannot use this aiortc: "
+            + "; ".join(problems)
+            + f" (install aiortc=={AIORTC_VERSION})"
+        )
 
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
@@ -139,8 +144,9 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> None:
             await receiver._send_rtcp_pli(ssrc)
 
 
-def watch_sender_rtcp(sender: RTCRtpSender, on_keyframe_request: Callable[[], None],
-                      on_nack: Callable[[int], None]) -> None:
+def watch_sender_rtcp(
+    sender: RTCRtpSender, on_keyframe_request: Callable[[], None], on_nack: Callable[[int], None]
+) -> None:
     """See a viewer's PLI/FIR and NACKs before aiortc handles them (it retransmits NACKed packets)."""
     original: Callable[[Any], Awaitable[None]] = sender._handle_rtcp_packet
 
@@ -181,7 +187,9 @@ def udp_port_range(loop: asyncio.AbstractEventLoop, low: int, high: int) -> Iter
         return
     original = loop.create_datagram_endpoint
 
-    async def ranged(protocol_factory: Callable[[], Any], local_addr: Any = None, **kwargs: Any) -> Any:
+    async def ranged(
+        protocol_factory: Callable[[], Any], local_addr: Any = None, **kwargs: Any
+    ) -> Any:
         if local_addr is None or local_addr[1] != 0:
             return await original(protocol_factory, local_addr=local_addr, **kwargs)
         ports = list(range(low, high + 1))

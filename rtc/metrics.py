@@ -13,28 +13,64 @@ if TYPE_CHECKING:
 class RelayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.viewers = Gauge("vitrine_rtc_viewers", "WHEP viewer connections (this process and its relay workers)",
-                             registry=r)
-        self.workers = Gauge("vitrine_rtc_workers", "Relay processes serving viewers (this one included)",
-                             registry=r)
-        self.session_viewers = Gauge("vitrine_rtc_session_viewers", "WHEP viewers per session (this process)",
-                                     ["session"], registry=r)
-        self.publishers = Gauge("vitrine_rtc_publishers", "WHIP publishers connected to this process", registry=r)
-        self.frames_in = Counter("vitrine_rtc_frames_received", "Encoded frames received from hosts, by kind",
-                                 ["kind"], registry=r)
-        self.frames_out = Counter("vitrine_rtc_frames_forwarded", "Encoded frames handed to viewers, by kind",
-                                  ["kind"], registry=r)
-        self.rejected = Counter("vitrine_rtc_rejected", "WHIP/WHEP requests refused, by reason", ["reason"],
-                                registry=r)
-        self.bitrate = Gauge("vitrine_rtc_publisher_bitrate", "Host's received bitrate, bits/s", ["session"],
-                             registry=r)
-        self.fps = Gauge("vitrine_rtc_publisher_fps", "Host's received video frame rate", ["session"], registry=r)
-        self.width = Gauge("vitrine_rtc_publisher_width", "Host's video width, pixels", ["session"], registry=r)
-        self.height = Gauge("vitrine_rtc_publisher_height", "Host's video height, pixels", ["session"], registry=r)
-        self.keyframe_requests = Gauge("vitrine_rtc_keyframe_requests", "Keyframe requests sent to hosts",
-                                       ["session"], registry=r)
-        self.dropped = Gauge("vitrine_rtc_viewer_frames_dropped",
-                             "Frames skipped by connected viewers (waiting for a keyframe or too slow)", registry=r)
+        self.viewers = Gauge(
+            "vitrine_rtc_viewers",
+            "WHEP viewer connections (this process and its relay workers)",
+            registry=r,
+        )
+        self.workers = Gauge(
+            "vitrine_rtc_workers", "Relay processes serving viewers (this one included)", registry=r
+        )
+        self.session_viewers = Gauge(
+            "vitrine_rtc_session_viewers",
+            "WHEP viewers per session (this process)",
+            ["session"],
+            registry=r,
+        )
+        self.publishers = Gauge(
+            "vitrine_rtc_publishers", "WHIP publishers connected to this process", registry=r
+        )
+        self.frames_in = Counter(
+            "vitrine_rtc_frames_received",
+            "Encoded frames received from hosts, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.frames_out = Counter(
+            "vitrine_rtc_frames_forwarded",
+            "Encoded frames handed to viewers, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "vitrine_rtc_rejected", "WHIP/WHEP requests refused, by reason", ["reason"], registry=r
+        )
+        self.bitrate = Gauge(
+            "vitrine_rtc_publisher_bitrate",
+            "Host's received bitrate, bits/s",
+            ["session"],
+            registry=r,
+        )
+        self.fps = Gauge(
+            "vitrine_rtc_publisher_fps", "Host's received video frame rate", ["session"], registry=r
+        )
+        self.width = Gauge(
+            "vitrine_rtc_publisher_width", "Host's video width, pixels", ["session"], registry=r
+        )
+        self.height = Gauge(
+            "vitrine_rtc_publisher_height", "Host's video height, pixels", ["session"], registry=r
+        )
+        self.keyframe_requests = Gauge(
+            "vitrine_rtc_keyframe_requests",
+            "Keyframe requests sent to hosts",
+            ["session"],
+            registry=r,
+        )
+        self.dropped = Gauge(
+            "vitrine_rtc_viewer_frames_dropped",
+            "Frames skipped by connected viewers (waiting for a keyframe or too slow)",
+            registry=r,
+        )
 
     def forwarded(self, kind: str, viewers: int) -> None:
         self.frames_in.labels(kind).inc()
@@ -55,8 +91,14 @@ class RelayMetrics:
         for v in viewers:
             dropped += sum(t.frames_dropped for t in v.tracks.values())
         self.dropped.set(dropped)
-        for gauge in (self.session_viewers, self.bitrate, self.fps, self.width, self.height,
-                      self.keyframe_requests):
+        for gauge in (
+            self.session_viewers,
+            self.bitrate,
+            self.fps,
+            self.width,
+            self.height,
+            self.keyframe_requests,
+        ):
             gauge.clear()
         for sid, count in per_session.items():
             self.session_viewers.labels(sid).set(count)

@@ -72,11 +72,19 @@ class Peer:
                 await self.pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
         except TimeoutError:
-            raise Unavailable("negotiation timed out", code="negotiation_timeout",
-                              headers={"Retry-After": "5"}) from None
+            raise Unavailable(
+                "negotiation timed out", code="negotiation_timeout", headers={"Retry-After": "5"}
+            ) from None
         except OperationError as exc:
             raise self._codec_error(str(exc)) from None
-        except (ValueError, InvalidStateError, KeyError, IndexError, TypeError, AssertionError) as exc:
+        except (
+            ValueError,
+            InvalidStateError,
+            KeyError,
+            IndexError,
+            TypeError,
+            AssertionError,
+        ) as exc:
             raise BadRequest(f"the SDP offer was refused: {exc}", code="invalid_sdp") from None
         return str(self.pc.localDescription.sdp)
 
@@ -104,8 +112,16 @@ class Peer:
         return added
 
     async def _state_changed(self) -> None:
-        log.info("%s connection %s", self.kind, self.state,
-                 extra={"session": self.session_id, "resource": self.id, "ice": self.pc.iceConnectionState})
+        log.info(
+            "%s connection %s",
+            self.kind,
+            self.state,
+            extra={
+                "session": self.session_id,
+                "resource": self.id,
+                "ice": self.pc.iceConnectionState,
+            },
+        )
         if self.state == "connected":
             self.connected_once = True
         if self.state in ENDED:
@@ -129,7 +145,9 @@ class Publisher(Peer):
 
     kind = "publisher"
 
-    def __init__(self, session_id: str, config: RTCConfiguration, broadcast: Broadcast, identity: str) -> None:
+    def __init__(
+        self, session_id: str, config: RTCConfiguration, broadcast: Broadcast, identity: str
+    ) -> None:
         super().__init__(session_id, config)
         self.broadcast = broadcast
         self.identity = identity
@@ -188,8 +206,9 @@ class Viewer(Peer):
 
     kind = "viewer"
 
-    def __init__(self, session_id: str, config: RTCConfiguration, broadcast: Broadcast,
-                 viewer_id: str | None) -> None:
+    def __init__(
+        self, session_id: str, config: RTCConfiguration, broadcast: Broadcast, viewer_id: str | None
+    ) -> None:
         super().__init__(session_id, config)
         self.broadcast = broadcast
         self.viewer_id = viewer_id
@@ -205,7 +224,9 @@ class Viewer(Peer):
                 continue  # the host sends no such track: aiortc answers this m-line inactive
             track = self.broadcast.new_track(kind)
             t = self.pc.addTransceiver(track, direction="sendonly")
-            t.setCodecPreferences(viewer_codecs(kind, codec, self.broadcast.codec_params.get(kind, {})))
+            t.setCodecPreferences(
+                viewer_codecs(kind, codec, self.broadcast.codec_params.get(kind, {}))
+            )
             hooks.watch_sender_rtcp(t.sender, self._keyframe_request, self._nack)
             sending.install(t.sender, track)
             self.tracks[kind] = track
@@ -235,10 +256,17 @@ class Viewer(Peer):
             track.stop()
 
     async def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "viewer_id": self.viewer_id, "state": self.state,
-                               "rtt_ms": None, "packets_sent": 0, "packets_lost": 0, "nacks": self.nacks,
-                               "keyframe_requests": self.keyframe_requests,
-                               "frames_dropped": sum(t.frames_dropped for t in self.tracks.values())}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "viewer_id": self.viewer_id,
+            "state": self.state,
+            "rtt_ms": None,
+            "packets_sent": 0,
+            "packets_lost": 0,
+            "nacks": self.nacks,
+            "keyframe_requests": self.keyframe_requests,
+            "frames_dropped": sum(t.frames_dropped for t in self.tracks.values()),
+        }
         for report in await _reports(self.senders.values()):
             for s in report.values():
                 kind = getattr(s, "type", "")

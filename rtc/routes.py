@@ -17,8 +17,10 @@ from rtc.service import RelayService, RemoteViewer
 
 SDP = "application/sdp"
 FRAG = "application/trickle-ice-sdpfrag"
-CORS = {"Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch, Retry-After"}
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Patch, Retry-After",
+}
 
 
 def _relay(request: Request) -> RelayService:
@@ -46,8 +48,12 @@ def _links(relay: RelayService) -> list[str]:
 
 def _created(request: Request, prefix: str, peer: Peer | RemoteViewer) -> Response:
     relay = _relay(request)
-    headers = {**CORS, "Location": f"/{prefix}/{peer.session_id}/{peer.id}", "ETag": peer.etag,
-               "Accept-Patch": FRAG}
+    headers = {
+        **CORS,
+        "Location": f"/{prefix}/{peer.session_id}/{peer.id}",
+        "ETag": peer.etag,
+        "Accept-Patch": FRAG,
+    }
     resp = Response(peer.answer, status_code=201, media_type=SDP, headers=headers)
     for link in _links(relay):
         resp.headers.append("Link", link)
@@ -55,10 +61,17 @@ def _created(request: Request, prefix: str, peer: Peer | RemoteViewer) -> Respon
 
 
 def _options(methods: str) -> Response:
-    return Response(status_code=204, headers={
-        **CORS, "Allow": methods, "Accept-Post": SDP, "Accept-Patch": FRAG,
-        "Access-Control-Allow-Methods": methods,
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match"})
+    return Response(
+        status_code=204,
+        headers={
+            **CORS,
+            "Allow": methods,
+            "Accept-Post": SDP,
+            "Accept-Patch": FRAG,
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+        },
+    )
 
 
 async def _negotiate(request: Request, prefix: str) -> Response:
@@ -66,7 +79,11 @@ async def _negotiate(request: Request, prefix: str) -> Response:
     sid = request.path_params["id"]
     relay = _relay(request)
     publishing = prefix == "whip"
-    who = await require_session_actor(request, sid) if publishing else principal(request, required=False)
+    who = (
+        await require_session_actor(request, sid)
+        if publishing
+        else principal(request, required=False)
+    )
     sess = await relay.session(sid)
     offer = parse_offer(await _offer_body(request), sending=publishing)
     if publishing:
@@ -84,14 +101,18 @@ async def _patch(request: Request, kind: str) -> Response:
     peer: Peer | RemoteViewer = remote or relay.resource(sid, rid, kind)
     if_match = request.headers.get("if-match")
     if if_match is not None and if_match.strip() not in ("*", peer.etag):
-        raise VitrineError("the ETag does not match this session", code="precondition_failed", status=412)
+        raise VitrineError(
+            "the ETag does not match this session", code="precondition_failed", status=412
+        )
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != FRAG:
         raise UnsupportedMediaType("send ICE candidates as application/trickle-ice-sdpfrag")
     fragment = (await read_body(request, MAX_SDP_BYTES)).decode("utf-8", "replace")
     if "a=ice-ufrag:" in fragment or "a=ice-pwd:" in fragment:
-        raise ValidationFailed("ICE restarts are not supported: publish again with a new POST",
-                               code="ice_restart_unsupported")
+        raise ValidationFailed(
+            "ICE restarts are not supported: publish again with a new POST",
+            code="ice_restart_unsupported",
+        )
     if isinstance(peer, RemoteViewer):
         peer.link.notify("candidates", resource=rid, fragment=fragment)
     else:
@@ -100,14 +121,27 @@ async def _patch(request: Request, kind: str) -> Response:
 
 
 # -- WHIP ---------------------------------------------------------------------------------------
-@doc("WHIP publish (RFC 9725): SDP offer in, SDP answer out; sets the session live", auth="host or staff",
-     tag="rtc", responses={201: "SDP answer, Location, ETag", 400: "invalid_sdp", 409: "already_publishing | "
-                           "session_ended", 415: "not application/sdp", 422: "codec_unsupported"})
+@doc(
+    "WHIP publish (RFC 9725): SDP offer in, SDP answer out; sets the session live",
+    auth="host or staff",
+    tag="rtc",
+    responses={
+        201: "SDP answer, Location, ETag",
+        400: "invalid_sdp",
+        409: "already_publishing | session_ended",
+        415: "not application/sdp",
+        422: "codec_unsupported",
+    },
+)
 async def whip_publish(request: Request) -> Response:
     return await _negotiate(request, "whip")
 
 
-@doc("WHIP/WHEP endpoint options: accepted methods and body types", tag="rtc", responses={204: "options"})
+@doc(
+    "WHIP/WHEP endpoint options: accepted methods and body types",
+    tag="rtc",
+    responses={204: "options"},
+)
 async def endpoint_options(request: Request) -> Response:
     return _options("OPTIONS, POST")
 
@@ -117,44 +151,77 @@ async def resource_options(request: Request) -> Response:
     return _options("OPTIONS, PATCH, DELETE")
 
 
-@doc("WHIP stop publishing (viewers stay connected and see the host away)", tag="rtc",
-     auth="host or staff", responses={200: "stopped", 404: "resource_not_found"})
+@doc(
+    "WHIP stop publishing (viewers stay connected and see the host away)",
+    tag="rtc",
+    auth="host or staff",
+    responses={200: "stopped", 404: "resource_not_found"},
+)
 async def whip_delete(request: Request) -> Response:
     await require_session_actor(request, request.path_params["id"])
-    await _relay(request).stop(request.path_params["id"], request.path_params["resource"], "publisher")
+    await _relay(request).stop(
+        request.path_params["id"], request.path_params["resource"], "publisher"
+    )
     return Response(status_code=200, headers=CORS)
 
 
-@doc("WHIP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="host or staff",
-     responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"})
+@doc(
+    "WHIP trickle ICE (`application/trickle-ice-sdpfrag`)",
+    tag="rtc",
+    auth="host or staff",
+    responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"},
+)
 async def whip_patch(request: Request) -> Response:
     await require_session_actor(request, request.path_params["id"])
     return await _patch(request, "publisher")
 
 
 # -- WHEP ---------------------------------------------------------------------------------------
-@doc("WHEP watch: SDP offer in, SDP answer out; a viewer token is required for private sessions",
-     auth="viewer", tag="rtc",
-     responses={201: "SDP answer, Location, ETag", 400: "invalid_sdp", 401: "viewer_token_required",
-                403: "wrong_session", 409: "not_live", 422: "codec_unsupported", 503: "relay_full (Retry-After)"})
+@doc(
+    "WHEP watch: SDP offer in, SDP answer out; a viewer token is required for private sessions",
+    auth="viewer",
+    tag="rtc",
+    responses={
+        201: "SDP answer, Location, ETag",
+        400: "invalid_sdp",
+        401: "viewer_token_required",
+        403: "wrong_session",
+        409: "not_live",
+        422: "codec_unsupported",
+        503: "relay_full (Retry-After)",
+    },
+)
 async def whep_watch(request: Request) -> Response:
     return await _negotiate(request, "whep")
 
 
-@doc("WHEP leave", tag="rtc", auth="holder of the resource URL", responses={200: "left", 404: "resource_not_found"})
+@doc(
+    "WHEP leave",
+    tag="rtc",
+    auth="holder of the resource URL",
+    responses={200: "left", 404: "resource_not_found"},
+)
 async def whep_delete(request: Request) -> Response:
     await _relay(request).stop(request.path_params["id"], request.path_params["resource"], "viewer")
     return Response(status_code=200, headers=CORS)
 
 
-@doc("WHEP trickle ICE (`application/trickle-ice-sdpfrag`)", tag="rtc", auth="holder of the resource URL",
-     responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"})
+@doc(
+    "WHEP trickle ICE (`application/trickle-ice-sdpfrag`)",
+    tag="rtc",
+    auth="holder of the resource URL",
+    responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"},
+)
 async def whep_patch(request: Request) -> Response:
     return await _patch(request, "viewer")
 
 
-@doc("Stream statistics: host bitrate, frame rate, resolution; per viewer RTT, loss, NACKs; viewer count",
-     auth="host or staff", tag="rtc", responses={200: "stats"})
+@doc(
+    "Stream statistics: host bitrate, frame rate, resolution; per viewer RTT, loss, NACKs; viewer count",
+    auth="host or staff",
+    tag="rtc",
+    responses={200: "stats"},
+)
 async def stream_stats(request: Request) -> Response:
     sid = request.path_params["id"]
     await require_session_actor(request, sid)

@@ -29,7 +29,9 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
     except UnicodeDecodeError:
         raise BadRequest("the SDP offer is not UTF-8 text", code="invalid_sdp") from None
     if not text.lstrip().startswith("v=0"):
-        raise BadRequest("the body is not an SDP offer (it must start with v=0)", code="invalid_sdp")
+        raise BadRequest(
+            "the body is not an SDP offer (it must start with v=0)", code="invalid_sdp"
+        )
     try:
         desc = sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc's parser raises many kinds of errors on bad input
@@ -44,8 +46,10 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
         kinds.append(media.kind)
         directions[media.kind] = media.direction or "sendrecv"
         if not media.ice or not media.ice.usernameFragment or not media.dtls:
-            raise BadRequest(f"the {media.kind} section has no ICE credentials or DTLS fingerprint",
-                             code="invalid_sdp")
+            raise BadRequest(
+                f"the {media.kind} section has no ICE credentials or DTLS fingerprint",
+                code="invalid_sdp",
+            )
     if not kinds:
         raise BadRequest("the SDP offer has no audio or video", code="invalid_sdp")
     wanted = ("sendonly", "sendrecv") if sending else ("recvonly", "sendrecv")
@@ -60,14 +64,22 @@ def ingest_codecs(kind: str) -> list[RTCRtpCodecCapability]:
     """What a publisher may send: VP8, H.264 (constrained baseline / baseline, packetization 1), Opus."""
     caps = RTCRtpReceiver.getCapabilities(kind)
     assert caps is not None
-    return [c for c in caps.codecs if c.mimeType.lower() in FORWARDABLE[kind] or c.mimeType.lower() == "video/rtx"]
+    return [
+        c
+        for c in caps.codecs
+        if c.mimeType.lower() in FORWARDABLE[kind] or c.mimeType.lower() == "video/rtx"
+    ]
 
 
 def viewer_codecs(kind: str, codec: str, params: dict[str, Any]) -> list[RTCRtpCodecCapability]:
     """Exactly the publisher's codec (plus RTX for video), so the forwarded bytes fit."""
     caps = RTCRtpSender.getCapabilities(kind).codecs
-    chosen = [c for c in caps if c.mimeType.lower() == codec.lower()
-              and (codec.lower() != "video/h264" or c.parameters == params)]
+    chosen = [
+        c
+        for c in caps
+        if c.mimeType.lower() == codec.lower()
+        and (codec.lower() != "video/h264" or c.parameters == params)
+    ]
     if kind == "video":
         chosen += [c for c in caps if c.mimeType.lower() == "video/rtx"]
     return chosen
@@ -87,5 +99,7 @@ def negotiated_codec(answer_sdp: str, kind: str) -> tuple[str, dict[str, Any]] |
 
 def unsupported_codec(kind: str, codec: str | None) -> ValidationFailed:
     want = codec or " or ".join(CANONICAL[c] for c in FORWARDABLE[kind])
-    return ValidationFailed(f"the offer cannot receive {kind} as {want}, which this stream uses",
-                            code="codec_unsupported")
+    return ValidationFailed(
+        f"the offer cannot receive {kind} as {want}, which this stream uses",
+        code="codec_unsupported",
+    )

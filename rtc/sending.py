@@ -35,8 +35,18 @@ from rtc.tracks import Outgoing, ViewerTrack
 
 log = logging.getLogger("vitrine.rtc")
 M = "_RTCRtpSender__"
-SENDER_FIELDS = ("rtp_started", "rtp_exited", "rtp_header_extensions_map", "mid", "ntp_timestamp",
-                 "rtp_timestamp", "octet_count", "packet_count", "rtx_payload_type", "rtx_sequence_number")
+SENDER_FIELDS = (
+    "rtp_started",
+    "rtp_exited",
+    "rtp_header_extensions_map",
+    "mid",
+    "ntp_timestamp",
+    "rtp_timestamp",
+    "octet_count",
+    "packet_count",
+    "rtx_payload_type",
+    "rtx_sequence_number",
+)
 _SEQ = struct.Struct("!H")
 _TS = struct.Struct("!I")
 
@@ -56,7 +66,9 @@ class Packetizer:
         return [frame.data]
 
 
-def direct_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes, Any], None], Callable[[bytes], bytes], Any] | None:
+def direct_path(
+    dtls: RTCDtlsTransport,
+) -> tuple[Callable[[bytes, Any], None], Callable[[bytes], bytes], Any] | None:
     """``(sendto, protect, address)`` for the nominated ICE pair, or ``None`` to take aiortc's path.
 
     What aiortc does per packet (``RTCDtlsTransport._send_rtp`` -> ``Connection.sendto`` ->
@@ -98,7 +110,9 @@ class ViewerSender:
 
     def configure(self, codec: RTCRtpCodecParameters) -> None:
         self.pt = int(codec.payloadType or 0)
-        packet = RtpPacket(payload_type=self.pt, sequence_number=0, timestamp=0, ssrc=self.sender._ssrc)
+        packet = RtpPacket(
+            payload_type=self.pt, sequence_number=0, timestamp=0, ssrc=self.sender._ssrc
+        )
         packet.extensions.abs_send_time = _ABS_SENTINEL
         packet.extensions.mid = getattr(self.sender, M + "mid")
         header = packet.serialize(getattr(self.sender, M + "rtp_header_extensions_map"))
@@ -111,7 +125,9 @@ class ViewerSender:
         header = bytearray(self.template)
         _TS.pack_into(header, 4, timestamp)
         if self.abs_offset is not None and self.abs_offset > 0:
-            header[self.abs_offset:self.abs_offset + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+            header[self.abs_offset : self.abs_offset + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(
+                3, "big"
+            )
         return header
 
     def _packets(self, out: Outgoing, ntp: int) -> Iterator[bytes]:
@@ -132,7 +148,11 @@ class ViewerSender:
         sender = self.sender
         setattr(sender, M + "ntp_timestamp", ntp)
         setattr(sender, M + "rtp_timestamp", timestamp)
-        setattr(sender, M + "octet_count", getattr(sender, M + "octet_count") + sum(map(len, out.payloads)))
+        setattr(
+            sender,
+            M + "octet_count",
+            getattr(sender, M + "octet_count") + sum(map(len, out.payloads)),
+        )
         setattr(sender, M + "packet_count", getattr(sender, M + "packet_count") + len(out.payloads))
 
     def send_now(self, out: Outgoing) -> bool:
@@ -186,7 +206,9 @@ class ViewerSender:
         rtx_pt = getattr(sender, M + "rtx_payload_type")
         if rtx_pt is not None:
             rtx_seq = getattr(sender, M + "rtx_sequence_number")
-            packet = wrap_rtx(packet, payload_type=rtx_pt, sequence_number=rtx_seq, ssrc=sender._rtx_ssrc)
+            packet = wrap_rtx(
+                packet, payload_type=rtx_pt, sequence_number=rtx_seq, ssrc=sender._rtx_ssrc
+            )
             setattr(sender, M + "rtx_sequence_number", uint16_add(rtx_seq, 1))
         await sender.transport._send_rtp(packet.serialize(extmap))
 
@@ -210,15 +232,27 @@ def check(problems: list[str]) -> None:
     if "self._retransmit(" not in source:
         problems.append("RTCRtpSender no longer retransmits through self._retransmit")
     send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
-    if "data = self._tx_srtp.protect(data)" not in send_rtp or "await self.transport._send(data)" not in send_rtp:
-        problems.append("RTCDtlsTransport._send_rtp no longer protects with _tx_srtp and sends on the ICE transport")
+    if (
+        "data = self._tx_srtp.protect(data)" not in send_rtp
+        or "await self.transport._send(data)" not in send_rtp
+    ):
+        problems.append(
+            "RTCDtlsTransport._send_rtp no longer protects with _tx_srtp and sends on the ICE transport"
+        )
     if "self._send = self._connection.send" not in inspect.getsource(RTCIceTransport):
         problems.append("RTCIceTransport no longer sends through its aioice connection")
     if "self._nominated.get(component)" not in inspect.getsource(Connection.sendto):
         problems.append("aioice Connection.sendto no longer uses the nominated pair")
-    if inspect.getsource(StunProtocol.send_data).strip().splitlines()[-1].strip() != "self.transport.sendto(data, addr)":
+    if (
+        inspect.getsource(StunProtocol.send_data).strip().splitlines()[-1].strip()
+        != "self.transport.sendto(data, addr)"
+    ):
         problems.append("aioice StunProtocol.send_data changed")
-    for owner, name in ((Vp8Encoder, "_packetize"), (H264Encoder, "_packetize"), (H264Encoder, "_split_bitstream"),
-                        (RTCRtpSender, "_retransmit")):
+    for owner, name in (
+        (Vp8Encoder, "_packetize"),
+        (H264Encoder, "_packetize"),
+        (H264Encoder, "_split_bitstream"),
+        (RTCRtpSender, "_retransmit"),
+    ):
         if not callable(getattr(owner, name, None)):
             problems.append(f"{owner.__name__}.{name} is gone")

@@ -46,8 +46,11 @@ def ice_servers(raw: str) -> list[RTCIceServer]:
     for item in items:
         if not isinstance(item, dict) or "urls" not in item:
             raise ValueError("each ICE server needs `urls`")
-        servers.append(RTCIceServer(urls=item["urls"], username=item.get("username"),
-                                    credential=item.get("credential")))
+        servers.append(
+            RTCIceServer(
+                urls=item["urls"], username=item.get("username"), credential=item.get("credential")
+            )
+        )
     return servers
 
 
@@ -64,9 +67,15 @@ class RemoteViewer:
 
 
 class RelayService:
-    def __init__(self, settings: Settings, db: Database, set_status: SetStatus, emit: Emit,
-                 on_forward: Callable[[str, int], None] | None = None,
-                 on_reject: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        set_status: SetStatus,
+        emit: Emit,
+        on_forward: Callable[[str, int], None] | None = None,
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.set_status = set_status
@@ -142,7 +151,9 @@ class RelayService:
             lost = current.state in ("failed", "closed", "disconnected") or current.stopped_media
             if current.identity != identity and not lost:
                 self._reject("already_publishing")
-                raise Conflict("someone is already publishing this session", code="already_publishing")
+                raise Conflict(
+                    "someone is already publishing this session", code="already_publishing"
+                )
         await self._start_pool()
         broadcast = self.broadcast(session_id)
         pub = Publisher(session_id, self.config(), broadcast, identity)
@@ -177,8 +188,13 @@ class RelayService:
         assert isinstance(peer, Publisher)
         self.peers.pop(peer.id, None)
         if self.publishers.get(peer.session_id) is peer:
-            log.warning("host connection ended (%s, ice %s, media %s)", peer.state, peer.pc.iceConnectionState,
-                        "stopped" if peer.stopped_media else "flowing", extra={"session": peer.session_id})
+            log.warning(
+                "host connection ended (%s, ice %s, media %s)",
+                peer.state,
+                peer.pc.iceConnectionState,
+                "stopped" if peer.stopped_media else "flowing",
+                extra={"session": peer.session_id},
+            )
             del self.publishers[peer.session_id]
             b = peer.broadcast
             b.keyframe_source = None
@@ -198,7 +214,9 @@ class RelayService:
         task.add_done_callback(self._tasks.discard)
 
     # -- watching ----------------------------------------------------------------------------
-    async def watch(self, sess: LiveSession, who: Principal | None, offer: Offer) -> ViewerPeer | RemoteViewer:
+    async def watch(
+        self, sess: LiveSession, who: Principal | None, offer: Offer
+    ) -> ViewerPeer | RemoteViewer:
         session_id = sess.id
         if sess.kind == "private" or who is not None:
             self._check_viewer(session_id, who)
@@ -212,7 +230,9 @@ class RelayService:
         broadcast = self.broadcasts.get(session_id)
         if broadcast is None or not broadcast.codecs:
             self._reject("not_live")
-            raise Conflict("the host is not streaming yet", code="not_live", headers={"Retry-After": "3"})
+            raise Conflict(
+                "the host is not streaming yet", code="not_live", headers={"Retry-After": "3"}
+            )
         viewer_id = who.viewer_id if isinstance(who, Viewer) else None
         place = self._place()
         if place is not None:
@@ -239,22 +259,30 @@ class RelayService:
         free = [o for o in options if o[0] < self.max_viewers]
         if not free:
             self._reject("capacity")
-            raise Unavailable("this relay is full; try again shortly", code="relay_full",
-                              headers={"Retry-After": "10"})
+            raise Unavailable(
+                "this relay is full; try again shortly",
+                code="relay_full",
+                headers={"Retry-After": "10"},
+            )
         return min(free, key=lambda o: (o[0], o[1]))[2]
 
-    async def _watch_remote(self, link: WorkerLink, broadcast: Broadcast, offer: Offer,
-                            viewer_id: str | None) -> RemoteViewer:
+    async def _watch_remote(
+        self, link: WorkerLink, broadcast: Broadcast, offer: Offer, viewer_id: str | None
+    ) -> RemoteViewer:
         sid = broadcast.session_id
         try:
-            reply = await link.watch(sid, offer.sdp, dict(broadcast.codecs), dict(broadcast.codec_params),
-                                     viewer_id)
+            reply = await link.watch(
+                sid, offer.sdp, dict(broadcast.codecs), dict(broadcast.codec_params), viewer_id
+            )
         except ValidationFailed:
             self._reject("codec_unsupported")
             raise
-        rv = RemoteViewer(sid, str(reply["resource"]), str(reply.get("etag", '"0"')), str(reply["sdp"]), link)
+        rv = RemoteViewer(
+            sid, str(reply["resource"]), str(reply.get("etag", '"0"')), str(reply["sdp"]), link
+        )
         self.remote[rv.id] = rv
         if (sid, link) not in self._feeds:
+
             def sink(frame: Any, link: WorkerLink = link) -> None:
                 link.send_frame(sid, frame)
 
@@ -264,7 +292,9 @@ class RelayService:
 
     def _check_viewer(self, session_id: str, who: Principal | None) -> None:
         if who is None:
-            raise Unauthorized("this session is private: a viewer token is required", code="viewer_token_required")
+            raise Unauthorized(
+                "this session is private: a viewer token is required", code="viewer_token_required"
+            )
         if isinstance(who, Staff):
             return
         if who.session_id != session_id:
@@ -312,16 +342,30 @@ class RelayService:
     async def stream_stats(self, session_id: str, *, max_viewers: int = 500) -> dict[str, Any]:
         b = self.broadcasts.get(session_id)
         pub = self.publishers.get(session_id)
-        viewers = [p for p in self.peers.values() if isinstance(p, ViewerPeer) and p.session_id == session_id]
-        host = "publishing" if pub is not None else ("away" if b is not None and b.codecs else "none")
+        viewers = [
+            p
+            for p in self.peers.values()
+            if isinstance(p, ViewerPeer) and p.session_id == session_id
+        ]
+        host = (
+            "publishing" if pub is not None else ("away" if b is not None and b.codecs else "none")
+        )
         publisher: dict[str, Any] | None = None
         if b is not None:
             s = b.stats
-            publisher = {"codecs": dict(b.codecs), "video_bitrate": s.bitrate["video"],
-                         "audio_bitrate": s.bitrate["audio"], "bitrate": sum(s.bitrate.values()),
-                         "fps": s.fps, "width": s.width, "height": s.height, "keyframes": s.keyframes,
-                         "frames": s.frames_total, "keyframe_requests": b.keyframe_requests,
-                         "state": pub.state if pub is not None else None}
+            publisher = {
+                "codecs": dict(b.codecs),
+                "video_bitrate": s.bitrate["video"],
+                "audio_bitrate": s.bitrate["audio"],
+                "bitrate": sum(s.bitrate.values()),
+                "fps": s.fps,
+                "width": s.width,
+                "height": s.height,
+                "keyframes": s.keyframes,
+                "frames": s.frames_total,
+                "keyframe_requests": b.keyframe_requests,
+                "state": pub.state if pub is not None else None,
+            }
             if pub is not None:
                 publisher.update(await pub.stats())
         items = [{**await v.stats(), "worker": 0} for v in viewers[:max_viewers]]
@@ -331,10 +375,16 @@ class RelayService:
                 reply = await link.request("stats", session=session_id)
                 remote = reply.get("items", [])
                 count += len(remote)
-                items += [{**i, "worker": link.index} for i in remote[:max(0, max_viewers - len(items))]]
-        return {"session_id": session_id, "host": host, "publisher": publisher,
-                "viewers": {"count": count, "items": items},
-                "workers": 1 + (len(self.pool.live_links()) if self.pool is not None else 0)}
+                items += [
+                    {**i, "worker": link.index} for i in remote[: max(0, max_viewers - len(items))]
+                ]
+        return {
+            "session_id": session_id,
+            "host": host,
+            "publisher": publisher,
+            "viewers": {"count": count, "items": items},
+            "workers": 1 + (len(self.pool.live_links()) if self.pool is not None else 0),
+        }
 
     async def close_ended(self) -> list[str]:
         """Stop the streams of sessions that have ended (the host's and every viewer's connection)."""
@@ -342,8 +392,15 @@ class RelayService:
             return []
         ids = list(self.broadcasts)
         async with self.db.read() as s:
-            ended = list((await s.scalars(select(LiveSession.id).where(LiveSession.id.in_(ids),
-                                                                       LiveSession.status == "ended"))).all())
+            ended = list(
+                (
+                    await s.scalars(
+                        select(LiveSession.id).where(
+                            LiveSession.id.in_(ids), LiveSession.status == "ended"
+                        )
+                    )
+                ).all()
+            )
         for sid in ended:
             pub = self.publishers.pop(sid, None)
             if pub is not None:
@@ -359,7 +416,9 @@ class RelayService:
     async def reap(self, max_age: float = 30.0) -> int:
         """Close peers that never connected (a closed tab before ICE finished)."""
         now = time.monotonic()
-        stale = [p for p in self.peers.values() if not p.connected_once and now - p.created > max_age]
+        stale = [
+            p for p in self.peers.values() if not p.connected_once and now - p.created > max_age
+        ]
         for peer in stale:
             await self._drop(peer)
         for link in self.pool.live_links() if self.pool is not None else []:

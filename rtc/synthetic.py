@@ -21,8 +21,14 @@ from aiortc.mediastreams import MediaStreamTrack
 VIDEO_CLOCK = 90000
 
 
-def encode_clip(codec: str = "vp8", width: int = 320, height: int = 240, fps: int = 30, frames: int = 30,
-                bitrate: int = 500_000) -> list[bytes]:
+def encode_clip(
+    codec: str = "vp8",
+    width: int = 320,
+    height: int = 240,
+    fps: int = 30,
+    frames: int = 30,
+    bitrate: int = 500_000,
+) -> list[bytes]:
     """Encode ``frames`` frames of a moving pattern; the first is a keyframe, the rest are not."""
     name = {"vp8": "libvpx", "h264": "libx264"}[codec]
     ctx: Any = av.CodecContext.create(name, "w")
@@ -36,7 +42,12 @@ def encode_clip(codec: str = "vp8", width: int = 320, height: int = 240, fps: in
         ctx.options = {"tune": "zerolatency", "preset": "ultrafast", "level": "31", "bf": "0"}
     else:
         # max-intra-rate: keyframes at most ~12x an average frame (~30 KB at 720p 2 Mbit/s), like real-time encoders
-        ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "max-intra-rate": "1200"}
+        ctx.options = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+            "max-intra-rate": "1200",
+        }
     rng = np.random.default_rng(7)
     yy, xx = np.mgrid[0:height, 0:width]
     out: list[bytes] = []
@@ -63,8 +74,12 @@ def encode_tone(packets: int = 50) -> list[bytes]:
     t = 0
     while len(out) < packets:
         n = 960
-        samples = (np.sin(2 * math.pi * 440 * (np.arange(t, t + n) / 48000)) * 8000).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
+        samples = (np.sin(2 * math.pi * 440 * (np.arange(t, t + n) / 48000)) * 8000).astype(
+            np.int16
+        )
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
         frame.sample_rate, frame.pts = 48000, t
         t += n
         out.extend(bytes(p) for p in ctx.encode(frame))
@@ -74,7 +89,9 @@ def encode_tone(packets: int = 50) -> list[bytes]:
 class ClipTrack(MediaStreamTrack):
     """Plays pre-encoded frames in real time as ``av.Packet`` (video or audio)."""
 
-    def __init__(self, kind: str, clip: list[bytes], rate: float, clock: int, keep: int = 0) -> None:
+    def __init__(
+        self, kind: str, clip: list[bytes], rate: float, clock: int, keep: int = 0
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.clip = clip
@@ -106,7 +123,7 @@ class ClipTrack(MediaStreamTrack):
         self.count += 1
         if self.keep:
             self.sent.append(data)
-            del self.sent[:-self.keep]
+            del self.sent[: -self.keep]
         return packet
 
 

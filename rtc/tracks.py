@@ -63,7 +63,9 @@ class ViewerTrack(MediaStreamTrack):
             self._queue.clear()
             if self.kind == "video":
                 self.waiting_keyframe = True
-                if self.sender is not None:  # not yet connected: ask when it is (ViewerSender.run_rtp)
+                if (
+                    self.sender is not None
+                ):  # not yet connected: ask when it is (ViewerSender.run_rtp)
                     self.on_overflow()
                 return
         self.frames_queued += 1

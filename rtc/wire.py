@@ -31,8 +31,13 @@ class WireError(ValueError):
 
 def frame_message(session_id: str, frame: EncodedFrame) -> bytes:
     sid = session_id.encode()
-    head = FRAME.pack(KINDS.index(frame.kind), CODECS.index(frame.codec), int(frame.keyframe),
-                      frame.timestamp & 0xFFFFFFFFFFFFFFFF, len(sid))
+    head = FRAME.pack(
+        KINDS.index(frame.kind),
+        CODECS.index(frame.codec),
+        int(frame.keyframe),
+        frame.timestamp & 0xFFFFFFFFFFFFFFFF,
+        len(sid),
+    )
     body_len = FRAME.size + len(sid) + len(frame.data)
     return b"".join((HEADER.pack(b"F", body_len), head, sid, frame.data))
 
@@ -41,8 +46,8 @@ def parse_frame(payload: bytes) -> tuple[str, EncodedFrame]:
     try:
         kind, codec, key, ts, sid_len = FRAME.unpack_from(payload)
         start = FRAME.size
-        sid = payload[start:start + sid_len].decode()
-        data = payload[start + sid_len:]
+        sid = payload[start : start + sid_len].decode()
+        data = payload[start + sid_len :]
         return sid, EncodedFrame(KINDS[kind], CODECS[codec], ts, bool(key), data)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise WireError(f"bad frame message: {exc}") from exc

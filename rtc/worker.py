@@ -43,7 +43,9 @@ class RelayWorker:
         if not self.writer.is_closing():
             self.writer.write(json_message(obj))
 
-    def broadcast(self, session_id: str, codecs: dict[str, str], params: dict[str, dict[str, Any]]) -> Broadcast:
+    def broadcast(
+        self, session_id: str, codecs: dict[str, str], params: dict[str, dict[str, Any]]
+    ) -> Broadcast:
         b = self.broadcasts.get(session_id)
         if b is None:
             b = self.broadcasts[session_id] = Broadcast(session_id)
@@ -61,22 +63,42 @@ class RelayWorker:
         try:
             offer = parse_offer(str(msg["sdp"]).encode(), sending=False)
             b = self.broadcast(sid, msg.get("codecs", {}), msg.get("params", {}))
-            peer = Viewer(sid, RTCConfiguration(iceServers=list(self.servers)), b, msg.get("viewer_id"))
+            peer = Viewer(
+                sid, RTCConfiguration(iceServers=list(self.servers)), b, msg.get("viewer_id")
+            )
             try:
                 answer = await peer.start(offer)
             except Exception:
                 await peer.pc.close()
                 raise
         except VitrineError as exc:
-            self.send({"op": "error", "req": req, "status": exc.status, "code": exc.code, "detail": exc.detail})
+            self.send(
+                {
+                    "op": "error",
+                    "req": req,
+                    "status": exc.status,
+                    "code": exc.code,
+                    "detail": exc.detail,
+                }
+            )
             return
         except Exception as exc:  # report, never crash the worker
             log.exception("watch failed")
-            self.send({"op": "error", "req": req, "status": 500, "code": "internal", "detail": str(exc)[:200]})
+            self.send(
+                {
+                    "op": "error",
+                    "req": req,
+                    "status": 500,
+                    "code": "internal",
+                    "detail": str(exc)[:200],
+                }
+            )
             return
         self.peers[peer.id] = peer
         peer.on_end = self._ended
-        self.send({"op": "answer", "req": req, "resource": peer.id, "sdp": answer, "etag": peer.etag})
+        self.send(
+            {"op": "answer", "req": req, "resource": peer.id, "sdp": answer, "etag": peer.etag}
+        )
 
     async def _ended(self, peer: Peer) -> None:
         assert isinstance(peer, Viewer)
@@ -152,7 +174,9 @@ async def serve(address: str, secret: str, index: int) -> None:
     low, high = (int(os.environ.get(f"VITRINE_RTC_PORT_{k}", "0") or 0) for k in ("MIN", "MAX"))
     with hooks.loopback_only(loopback), hooks.udp_port_range(asyncio.get_running_loop(), low, high):
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(json_message({"op": "hello", "secret": secret, "index": index, "pid": os.getpid()}))
+        writer.write(
+            json_message({"op": "hello", "secret": secret, "index": index, "pid": os.getpid()})
+        )
         worker = RelayWorker(writer, os.environ.get("VITRINE_ICE_SERVERS", ""))
         try:
             await worker.run(reader)
@@ -166,7 +190,9 @@ async def serve(address: str, secret: str, index: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: VITRINE_RELAY_SECRET=... python -m rtc.worker HOST:PORT INDEX", file=sys.stderr)
+        print(
+            "usage: VITRINE_RELAY_SECRET=... python -m rtc.worker HOST:PORT INDEX", file=sys.stderr
+        )
         return 2
     logging.basicConfig(level=os.environ.get("VITRINE_LOG_LEVEL", "WARNING").upper())
     asyncio.run(serve(args[0], os.environ.get("VITRINE_RELAY_SECRET", ""), int(args[1])))

@@ -30,8 +30,14 @@ LAG_BYTES = 8 * 1024 * 1024
 
 
 class WorkerLink:
-    def __init__(self, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 on_keyframe: Callable[[str], None], on_left: Callable[[WorkerLink, str, str], None]) -> None:
+    def __init__(
+        self,
+        index: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_keyframe: Callable[[str], None],
+        on_left: Callable[[WorkerLink, str, str], None],
+    ) -> None:
         self.index = index
         self.reader, self.writer = reader, writer
         self.on_keyframe, self.on_left = on_keyframe, on_left
@@ -66,7 +72,9 @@ class WorkerLink:
 
     async def request(self, op: str, **data: Any) -> dict[str, Any]:
         if self.closed:
-            raise Unavailable("a relay worker is gone", code="relay_worker_gone", headers={"Retry-After": "2"})
+            raise Unavailable(
+                "a relay worker is gone", code="relay_worker_gone", headers={"Retry-After": "2"}
+            )
         req = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[req] = fut
@@ -75,18 +83,31 @@ class WorkerLink:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 return await fut
         except TimeoutError:
-            raise Unavailable("a relay worker did not answer", code="relay_worker_timeout",
-                              headers={"Retry-After": "5"}) from None
+            raise Unavailable(
+                "a relay worker did not answer",
+                code="relay_worker_timeout",
+                headers={"Retry-After": "5"},
+            ) from None
         finally:
             self._pending.pop(req, None)
 
-    async def watch(self, session_id: str, sdp: str, codecs: dict[str, str], params: dict[str, Any],
-                    viewer_id: str | None) -> dict[str, Any]:
-        reply = await self.request("watch", session=session_id, sdp=sdp, codecs=codecs, params=params,
-                                   viewer_id=viewer_id)
+    async def watch(
+        self,
+        session_id: str,
+        sdp: str,
+        codecs: dict[str, str],
+        params: dict[str, Any],
+        viewer_id: str | None,
+    ) -> dict[str, Any]:
+        reply = await self.request(
+            "watch", session=session_id, sdp=sdp, codecs=codecs, params=params, viewer_id=viewer_id
+        )
         if reply["op"] == "error":
-            raise VitrineError(str(reply.get("detail", "")), code=str(reply.get("code", "error")),
-                               status=int(reply.get("status", 500)))
+            raise VitrineError(
+                str(reply.get("detail", "")),
+                code=str(reply.get("code", "error")),
+                status=int(reply.get("status", 500)),
+            )
         self.viewers[str(reply["resource"])] = session_id
         return reply
 
@@ -124,8 +145,14 @@ class WorkerLink:
             self.closed = True
             for fut in self._pending.values():
                 if not fut.done():
-                    fut.set_result({"op": "error", "status": 503, "code": "relay_worker_gone",
-                                    "detail": "a relay worker is gone"})
+                    fut.set_result(
+                        {
+                            "op": "error",
+                            "status": 503,
+                            "code": "relay_worker_gone",
+                            "detail": "a relay worker is gone",
+                        }
+                    )
             viewers, self.viewers = self.viewers, {}
             for rid, sid in viewers.items():
                 self.on_left(self, rid, sid)
@@ -135,7 +162,9 @@ class WorkerLink:
 class WorkerPool:
     """Starts ``count`` worker processes on this machine and keeps a link to each."""
 
-    def __init__(self, on_keyframe: Callable[[str], None], on_left: Callable[[WorkerLink, str, str], None]) -> None:
+    def __init__(
+        self, on_keyframe: Callable[[str], None], on_left: Callable[[WorkerLink, str, str], None]
+    ) -> None:
         self.on_keyframe, self.on_left = on_keyframe, on_left
         self.secret = secrets.token_urlsafe(24)
         self.links: list[WorkerLink] = []
@@ -164,9 +193,12 @@ class WorkerPool:
             log.error("only %d of %d relay workers connected", len(self.links), count)
 
     def _spawn_process(self, index: int) -> None:
-        self.procs.append(subprocess.Popen(  # noqa: S603 - our own module
-            [sys.executable, "-m", "rtc.worker", f"127.0.0.1:{self._port}", str(index)],
-            env={**os.environ, **self._env, "VITRINE_RELAY_SECRET": self.secret}))
+        self.procs.append(
+            subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "rtc.worker", f"127.0.0.1:{self._port}", str(index)],
+                env={**os.environ, **self._env, "VITRINE_RELAY_SECRET": self.secret},
+            )
+        )
 
     async def _run_link(self, link: WorkerLink) -> None:
         await link.run()
@@ -185,10 +217,14 @@ class WorkerPool:
         except (TimeoutError, asyncio.IncompleteReadError, WireError, ConnectionError):
             writer.close()
             return
-        if hello.get("op") != "hello" or not secrets.compare_digest(str(hello.get("secret", "")), self.secret):
+        if hello.get("op") != "hello" or not secrets.compare_digest(
+            str(hello.get("secret", "")), self.secret
+        ):
             writer.close()
             return
-        link = WorkerLink(int(hello.get("index", 0)), reader, writer, self.on_keyframe, self.on_left)
+        link = WorkerLink(
+            int(hello.get("index", 0)), reader, writer, self.on_keyframe, self.on_left
+        )
         self.links.append(link)
         if len(self.links) >= self._expected:
             self._ready.set()

@@ -48,9 +48,15 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(database_url: str, **overrides: Any) -> Settings:
-        base: dict[str, Any] = dict(data_dir=str(tmp_path / "data"), database_url=database_url,
-                                    secret_key=SECRET, admin_token=ADMIN_TOKEN, log_level="WARNING",
-                                    rtc_loopback=True, redis_prefix="vt" + secrets.token_hex(4))
+        base: dict[str, Any] = dict(
+            data_dir=str(tmp_path / "data"),
+            database_url=database_url,
+            secret_key=SECRET,
+            admin_token=ADMIN_TOKEN,
+            log_level="WARNING",
+            rtc_loopback=True,
+            redis_prefix="vt" + secrets.token_hex(4),
+        )
         base.update(overrides)
         return Settings(**base).resolved()
 

@@ -18,7 +18,9 @@ def _feed(server: LiveServer, world: dict[str, Any]) -> None:
     for i in range(20):
         track("joined", pub, f"vw_api{i}", source="public", ts=T0)
         track("heartbeat", pub, f"vw_api{i}", ts=T0)
-    track("purchase", pub, "vw_api3", order_id="or_api1", amount=39900, currency="CNY", ts=T0 + 5000)
+    track(
+        "purchase", pub, "vw_api3", order_id="or_api1", amount=39900, currency="CNY", ts=T0 + 5000
+    )
 
 
 def _report(server: LiveServer, token: str, path: str, **params: Any) -> Any:
@@ -29,11 +31,20 @@ def _report(server: LiveServer, token: str, path: str, **params: Any) -> Any:
 def test_reports_json_and_csv(server: LiveServer, world: dict[str, Any]) -> None:
     _feed(server, world)
     pub = world["public"]["id"]
-    wait_for(lambda: _report(server, world["admin"], f"/api/reports/sessions/{pub}").json()["orders"] == 1,
-             what="the recorder's flush")
+    wait_for(
+        lambda: (
+            _report(server, world["admin"], f"/api/reports/sessions/{pub}").json()["orders"] == 1
+        ),
+        what="the recorder's flush",
+    )
     one = _report(server, world["admin"], f"/api/reports/sessions/{pub}").json()
     assert (one["reach"], one["buyers"], one["revenue"], one["conversion"]) == (20, 1, 39900, 0.05)
-    assert one["funnel"][0] == {"step": "reached", "viewers": 20, "of_previous": 1.0, "of_reach": 1.0}
+    assert one["funnel"][0] == {
+        "step": "reached",
+        "viewers": 20,
+        "of_previous": 1.0,
+        "of_reach": 1.0,
+    }
 
     listing = _report(server, world["admin"], "/api/reports/sessions").json()
     assert listing["total"] == 2
@@ -44,7 +55,14 @@ def test_reports_json_and_csv(server: LiveServer, world: dict[str, Any]) -> None
     assert r.headers["content-type"].startswith("text/csv")
     assert r.headers["content-disposition"].startswith("attachment;")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert len(rows) == 2 and rows[0].keys() >= {"id", "title", "kind", "reach", "buyers", "conversion"}
+    assert len(rows) == 2 and rows[0].keys() >= {
+        "id",
+        "title",
+        "kind",
+        "reach",
+        "buyers",
+        "conversion",
+    }
     by_id = {row["id"]: row for row in rows}
     assert by_id[pub]["reach"] == "20" and by_id[pub]["conversion"] == "0.05"
 
@@ -55,8 +73,14 @@ def test_reports_json_and_csv(server: LiveServer, world: dict[str, Any]) -> None
     cmp = _report(server, world["admin"], "/api/reports/compare", by="kind").json()
     assert {g["key"] for g in cmp["groups"]} == {"public", "private"}
     assert cmp["private_vs_public"]["test"].startswith("two-proportion z-test")
-    r = _report(server, world["admin"], "/api/reports/compare", by="store", format="csv",
-                **{"from": "2020-01-01", "to": "2100-01-01"})
+    r = _report(
+        server,
+        world["admin"],
+        "/api/reports/compare",
+        by="store",
+        format="csv",
+        **{"from": "2020-01-01", "to": "2100-01-01"},
+    )
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(x["label"], x["sessions"]) for x in rows] == [("Shanghai Xintiandi", "2")]
     r = _report(server, world["admin"], "/api/reports/associates", format="csv")
@@ -65,30 +89,52 @@ def test_reports_json_and_csv(server: LiveServer, world: dict[str, Any]) -> None
 
 def test_csv_never_carries_a_formula(server: LiveServer, world: dict[str, Any]) -> None:
     with server.client(world["admin"]) as c:
-        made = c.post("/api/sessions", json={"title": "=HYPERLINK(\"http://evil\")", "kind": "public",
-                                             "store_id": world["store"]["id"], "host_id": world["associate"]["id"]})
+        made = c.post(
+            "/api/sessions",
+            json={
+                "title": '=HYPERLINK("http://evil")',
+                "kind": "public",
+                "store_id": world["store"]["id"],
+                "host_id": world["associate"]["id"],
+            },
+        )
         assert made.status_code == 201
         text = c.get("/api/reports/sessions", params={"format": "csv"}).text
     titles = [row["title"] for row in csv.DictReader(io.StringIO(text))]
-    assert "'=HYPERLINK(\"http://evil\")" in titles
+    assert '\'=HYPERLINK("http://evil")' in titles
 
 
-def test_reports_are_staff_only_and_errors_are_typed(server: LiveServer, world: dict[str, Any]) -> None:
+def test_reports_are_staff_only_and_errors_are_typed(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     pub = world["public"]["id"]
     with server.client() as anon:
         r = anon.get("/api/reports/sessions")
         assert r.status_code == 401 and r.json()["error"]
         viewer = anon.post(f"/api/sessions/{pub}/viewers", json={"name": "Ann"}).json()["token"]
-    for path in ("/api/reports/sessions", f"/api/reports/sessions/{pub}", "/api/reports/compare",
-                 "/api/reports/associates"):
+    for path in (
+        "/api/reports/sessions",
+        f"/api/reports/sessions/{pub}",
+        "/api/reports/compare",
+        "/api/reports/associates",
+    ):
         r = _report(server, viewer, path)
         assert r.status_code == 403 and r.json()["error"] == "staff_only"
     host = world["public"]["host_token"]
     assert _report(server, host, "/api/reports/sessions").status_code == 403
-    for params in ({"by": "planet"}, {"from": "yesterday"}, {"format": "xml"}, {"kind": "secret"},
-                   {"limit": "-1"}):
-        r = _report(server, world["admin"], "/api/reports/compare" if "by" in params else "/api/reports/sessions",
-                    **params)
+    for params in (
+        {"by": "planet"},
+        {"from": "yesterday"},
+        {"format": "xml"},
+        {"kind": "secret"},
+        {"limit": "-1"},
+    ):
+        r = _report(
+            server,
+            world["admin"],
+            "/api/reports/compare" if "by" in params else "/api/reports/sessions",
+            **params,
+        )
         assert r.status_code == 422, params
         assert set(r.json()) == {"error", "detail"}
     r = _report(server, world["admin"], "/api/reports/sessions/se_nope")

@@ -15,7 +15,9 @@ from tests.test_checkout_room import _abuy
 from tests.test_room_support import close_all, host_token, join, open_room
 
 
-async def test_real_traffic_counts_each_viewer_once(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_real_traffic_counts_each_viewer_once(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, product, admin = world["private"]["id"], world["products"][0], world["admin"]
     set_stock(server, admin, product, world["store"]["id"], 10)
     clients = [c["id"] for c in world["clients"][:3]]
@@ -24,7 +26,9 @@ async def test_real_traffic_counts_each_viewer_once(server: LiveServer, world: d
         assert r.status_code == 201, r.text
         codes = {i["client_id"]: i["code"] for i in r.json()}
     buyer = join_buyer(server, sid, invite=codes[clients[0]])
-    phone = await join(server, sid, "Ana", invite=codes[clients[0]])  # the same client on a second device
+    phone = await join(
+        server, sid, "Ana", invite=codes[clients[0]]
+    )  # the same client on a second device
     other = await join(server, sid, "Bo", invite=codes[clients[1]])
     host = await open_room(server, sid, host_token(world, "private"))
     tab1 = await open_room(server, sid, buyer)
@@ -48,12 +52,21 @@ async def test_real_traffic_counts_each_viewer_once(server: LiveServer, world: d
         assert (rep["buyers"], rep["orders"], rep["revenue"]) == (1, 2, 2 * product["price"])
         assert rep["conversion"] == 0.5 and rep["currency"] == "CNY"
         # the recorded purchases agree with the catalog's own orders
-        assert rep["checkout"] == {"orders": 2, "buyers": 1, "revenue": 2 * product["price"],
-                                   "refunded_orders": 0, "refunded_revenue": 0}
+        assert rep["checkout"] == {
+            "orders": 2,
+            "buyers": 1,
+            "revenue": 2 * product["price"],
+            "refunded_orders": 0,
+            "refunded_revenue": 0,
+        }
         [assoc] = rep["associates"]
         assert assoc["associate_id"] == world["associate"]["id"]
         assert (assoc["invited"], assoc["attended"], assoc["buyers"], assoc["revenue"]) == (
-            3, 2, 1, 2 * product["price"])
+            3,
+            2,
+            1,
+            2 * product["price"],
+        )
         async with server.aclient(host_token(world, "private")) as h:
             live = (await h.get(f"/api/sessions/{sid}/live-counters")).json()
         assert (live["reach"], live["orders"], live["buyers"]) == (2, 2, 1)

@@ -12,10 +12,14 @@ from tests.support.server import LiveServer, await_for
 from tests.test_checkout_room import _abuy
 from tests.test_room_support import close_all, host_token, join, open_room
 
-two_servers = test_room_redis.two_servers  # the fixture: two server processes on one database and Redis
+two_servers = (
+    test_room_redis.two_servers
+)  # the fixture: two server processes on one database and Redis
 
 
-async def test_one_client_through_two_processes_is_counted_once(two_servers: tuple[LiveServer, LiveServer]) -> None:
+async def test_one_client_through_two_processes_is_counted_once(
+    two_servers: tuple[LiveServer, LiveServer],
+) -> None:
     a, b = two_servers
     world = build_world(a, ADMIN_TOKEN)
     sid, product = world["private"]["id"], world["products"][1]
@@ -32,7 +36,9 @@ async def test_one_client_through_two_processes_is_counted_once(two_servers: tup
     tab_b = await open_room(b, sid, buyer)  # the same viewer, a second tab, the other process
     bo = await open_room(b, sid, other["token"])
     try:
-        await host.send("pin", product_id=product["id"])  # each process tracks an impression per tab
+        await host.send(
+            "pin", product_id=product["id"]
+        )  # each process tracks an impression per tab
         await tab_a.wait_type("pin")
         await tab_b.wait_type("pin")
         await _abuy(b, buyer, sid, product["id"])
@@ -50,6 +56,10 @@ async def test_one_client_through_two_processes_is_counted_once(two_servers: tup
         assert (rep["buyers"], rep["revenue"], rep["conversion"]) == (1, 2 * product["price"], 0.5)
         assert rep["impressions"] >= 3  # raw impressions: one per tab; distinct viewers: two
         [assoc] = rep["associates"]
-        assert (assoc["attended"], assoc["buyers"], assoc["revenue"]) == (2, 1, 2 * product["price"])
+        assert (assoc["attended"], assoc["buyers"], assoc["revenue"]) == (
+            2,
+            1,
+            2 * product["price"],
+        )
     finally:
         await close_all(host, tab_a, tab_b, bo)

@@ -58,25 +58,58 @@ async def world(database_url: str) -> AsyncIterator[World]:
     tokens = Tokens("analytics-test-secret-" + "z" * 20)
     svc = SessionService(db, tokens)
     admin = Staff(staff_id=None, role="admin")
-    store = await create_store(db, {"name": "Milano Montenapoleone", "city": "Milano", "country": "IT"})
+    store = await create_store(
+        db, {"name": "Milano Montenapoleone", "city": "Milano", "country": "IT"}
+    )
     a1 = await create_staff(db, {"name": "Giulia", "role": "associate", "store_id": store["id"]})
     a2 = await create_staff(db, {"name": "Marco", "role": "associate", "store_id": store["id"]})
-    clients = [await create_client(db, {"store_id": store["id"], "name": f"Client {i}",
-                                        "associate_id": (a1 if i < 2 else a2)["id"]}) for i in range(3)]
-    product = await create_product(db, {"title": "Silk scarf", "price": 20000, "currency": "EUR",
-                                        "store_id": store["id"]})
-    common = {"store_id": store["id"], "host_id": a1["id"], "product_ids": [product["id"]], "scheduled_at": T0}
+    clients = [
+        await create_client(
+            db,
+            {
+                "store_id": store["id"],
+                "name": f"Client {i}",
+                "associate_id": (a1 if i < 2 else a2)["id"],
+            },
+        )
+        for i in range(3)
+    ]
+    product = await create_product(
+        db, {"title": "Silk scarf", "price": 20000, "currency": "EUR", "store_id": store["id"]}
+    )
+    common = {
+        "store_id": store["id"],
+        "host_id": a1["id"],
+        "product_ids": [product["id"]],
+        "scheduled_at": T0,
+    }
     private = await svc.create({"title": "VIP preview", "kind": "private", **common}, admin)
     public = await svc.create({"title": "Spring show", "kind": "public", **common}, admin)
-    invites = await svc.create_invites(private["id"], {"client_ids": [c["id"] for c in clients]}, admin)
+    invites = await svc.create_invites(
+        private["id"], {"client_ids": [c["id"] for c in clients]}, admin
+    )
     codes = {i["client_id"]: i["code"] for i in invites}
     viewers: dict[str, Any] = {}
     for c in clients[:2]:
-        viewers[c["id"]] = await svc.join(private["id"], invite=codes[c["id"]], name=None, anon_key="unused")
+        viewers[c["id"]] = await svc.join(
+            private["id"], invite=codes[c["id"]], name=None, anon_key="unused"
+        )
     r1, r2 = Recorder(db), Recorder(db2)
     try:
-        yield World(db, db2, r1, r2, private["id"], public["id"], a1["id"], a2["id"],
-                    [c["id"] for c in clients], viewers, codes, product["id"])
+        yield World(
+            db,
+            db2,
+            r1,
+            r2,
+            private["id"],
+            public["id"],
+            a1["id"],
+            a2["id"],
+            [c["id"] for c in clients],
+            viewers,
+            codes,
+            product["id"],
+        )
     finally:
         await db.dispose()
         await db2.dispose()
@@ -84,8 +117,13 @@ async def world(database_url: str) -> AsyncIterator[World]:
 
 async def _invite_id(db: Database, session_id: str, client_id: str) -> str:
     async with db.read() as s:
-        return str(await s.scalar(select(Invite.id).where(Invite.session_id == session_id,
-                                                          Invite.client_id == client_id)))
+        return str(
+            await s.scalar(
+                select(Invite.id).where(
+                    Invite.session_id == session_id, Invite.client_id == client_id
+                )
+            )
+        )
 
 
 async def flush_both(w: World) -> None:
@@ -121,7 +159,16 @@ async def play(w: World) -> None:
     w.r1.track("cart_added", p, v1, product_id=pid, ts=T0 + 38 * S)
     # c1 buys: the same order reported by both processes must count once
     for r in (w.r1, w.r2):
-        r.track("purchase", p, v1, order_id="or_1", amount=20000, currency="EUR", product_id=pid, ts=T0 + 40 * S)
+        r.track(
+            "purchase",
+            p,
+            v1,
+            order_id="or_1",
+            amount=20000,
+            currency="EUR",
+            product_id=pid,
+            ts=T0 + 40 * S,
+        )
     await flush_both(w)
     # c1 drops (tab 1 closes, tab 2 too), reconnects on process 2 and watches 30 s more (buckets 9-11)
     w.r1.track("left", p, v1, ts=T0 + 66 * S)
@@ -138,7 +185,16 @@ async def play(w: World) -> None:
     w.r1.track("joined", p, v2, source="replay", replay=True, ts=T0 + day)
     w.r1.track("heartbeat", p, v2, replay=True, ts=T0 + day)
     w.r1.track("heartbeat", p, v2, replay=True, ts=T0 + day + 10 * S)
-    w.r1.track("purchase", p, v2, order_id="or_3", amount=8000, currency="EUR", replay=True, ts=T0 + day + 15 * S)
+    w.r1.track(
+        "purchase",
+        p,
+        v2,
+        order_id="or_3",
+        amount=8000,
+        currency="EUR",
+        replay=True,
+        ts=T0 + day + 15 * S,
+    )
     # the public show: ten visitors, five per bucket, one of whom buys
     for i in range(10):
         r = w.r1 if i % 2 else w.r2
@@ -146,7 +202,15 @@ async def play(w: World) -> None:
         r.track("joined", w.public, vid, source="share" if i < 3 else "public", ts=T0 + i * S)
         r.track("heartbeat", w.public, vid, ts=T0 + (10 * S if i >= 5 else 0) + i * S)
         r.track("impression", w.public, vid, product_id=pid, ts=T0 + 12 * S)
-    w.r1.track("purchase", w.public, "vw_public7", order_id="or_4", amount=20000, currency="EUR", ts=T0 + 20 * S)
+    w.r1.track(
+        "purchase",
+        w.public,
+        "vw_public7",
+        order_id="or_4",
+        amount=20000,
+        currency="EUR",
+        ts=T0 + 20 * S,
+    )
     await flush_both(w)
 
 
@@ -172,14 +236,25 @@ async def test_scenario_figures_are_exact(world: World) -> None:
     assert (rep["impressions"], rep["clicks"], rep["carts"]) == (2, 2, 1)
     assert rep["currency"] == "EUR"
     by_assoc = {a["associate_id"]: a for a in rep["associates"]}
-    assert {k: by_assoc[w.a1][k] for k in ("invited", "attended", "buyers", "orders", "revenue")} == {
-        "invited": 2, "attended": 2, "buyers": 2, "orders": 3, "revenue": 33000}
+    assert {
+        k: by_assoc[w.a1][k] for k in ("invited", "attended", "buyers", "orders", "revenue")
+    } == {"invited": 2, "attended": 2, "buyers": 2, "orders": 3, "revenue": 33000}
     assert {k: by_assoc[w.a2][k] for k in ("invited", "attended", "buyers", "revenue")} == {
-        "invited": 1, "attended": 0, "buyers": 0, "revenue": 0}
+        "invited": 1,
+        "attended": 0,
+        "buyers": 0,
+        "revenue": 0,
+    }
     assert by_assoc[w.a1]["rank"] == 1
     [prod] = rep["products"]
-    assert (prod["title"], prod["impressions"], prod["clicks"], prod["carts"], prod["orders"], prod["revenue"]) == (
-        "Silk scarf", 2, 2, 1, 1, 20000)
+    assert (
+        prod["title"],
+        prod["impressions"],
+        prod["clicks"],
+        prod["carts"],
+        prod["orders"],
+        prod["revenue"],
+    ) == ("Silk scarf", 2, 2, 1, 1, 20000)
     assert max(p["viewers"] for p in rep["timeline"]) == 2
 
     pub = await reports.session_report(w.db, w.public)
@@ -205,18 +280,42 @@ async def test_replaying_the_same_events_changes_nothing(world: World) -> None:
     await play(w)
     before = await reports.session_report(w.db, w.private)
     for k in range(7):
-        w.r2.track("heartbeat", w.private, w.viewers[w.clients[0]].viewer_id, ts=T0 + k * 10 * S + 3 * S)
-    w.r2.track("purchase", w.private, w.viewers[w.clients[0]].viewer_id, order_id="or_1", amount=20000,
-               currency="EUR", ts=T0 + 40 * S)
+        w.r2.track(
+            "heartbeat", w.private, w.viewers[w.clients[0]].viewer_id, ts=T0 + k * 10 * S + 3 * S
+        )
+    w.r2.track(
+        "purchase",
+        w.private,
+        w.viewers[w.clients[0]].viewer_id,
+        order_id="or_1",
+        amount=20000,
+        currency="EUR",
+        ts=T0 + 40 * S,
+    )
     await flush_both(w)
     after = await reports.session_report(w.db, w.private)
-    for key in ("reach", "watch_seconds", "peak_concurrent", "buyers", "orders", "revenue", "conversion"):
+    for key in (
+        "reach",
+        "watch_seconds",
+        "peak_concurrent",
+        "buyers",
+        "orders",
+        "revenue",
+        "conversion",
+    ):
         assert after[key] == before[key], key
     async with w.db.read() as s:
-        bits = (await s.scalars(select(AnalyticsWatch.bits).where(AnalyticsWatch.session_id == w.private))).all()
+        bits = (
+            await s.scalars(
+                select(AnalyticsWatch.bits).where(AnalyticsWatch.session_id == w.private)
+            )
+        ).all()
         buckets = sum(int(b).bit_count() for b in bits)
-        logged = await s.scalar(select(func.count()).select_from(AnalyticsEvent)
-                                .where(AnalyticsEvent.kind == "purchase"))
+        logged = await s.scalar(
+            select(func.count())
+            .select_from(AnalyticsEvent)
+            .where(AnalyticsEvent.kind == "purchase")
+        )
     assert buckets == 10 + 2 + 2  # c1 10 live buckets, c2 2 live + 2 replay
     assert logged == 6  # the log keeps every report; the roll-ups count each order once
 
@@ -256,15 +355,26 @@ async def test_flush_loop_and_stop_write_everything(db: Database) -> None:
     await r.stop()
     async with db.read() as s:
         st = await s.get(SessionStats, "se_loop")
-    assert st is not None and st.reach == 26 and st.watch_seconds == 260 and st.peak_concurrent == 26
+    assert (
+        st is not None and st.reach == 26 and st.watch_seconds == 260 and st.peak_concurrent == 26
+    )
 
 
 async def test_producer_fields_that_share_a_parameter_name(db: Database) -> None:
     """The room tracks ``reaction`` with ``kind=…``; checkout sends ``product_ids``: neither may raise."""
     r = Recorder(db)
     r.track("reaction", "se_f", "vw_1", kind="heart")
-    r.track("purchase", "se_f", "vw_1", order_id="or_f", amount=100, currency="CNY", product_ids=["pr_1", "pr_2"],
-            pinned=True, session_id="ignored")
+    r.track(
+        "purchase",
+        "se_f",
+        "vw_1",
+        order_id="or_f",
+        amount=100,
+        currency="CNY",
+        product_ids=["pr_1", "pr_2"],
+        pinned=True,
+        session_id="ignored",
+    )
     r.track(kind="chat", session_id="se_f", viewer_id="vw_2")  # all by keyword
     r.track("chat", "se_f", "vw_3", "extra positional")
     r.track()
@@ -287,8 +397,15 @@ async def test_watch_spans_across_blocks_count_each_bucket_once(db: Database) ->
     await r.flush()
     async with db.read() as s:
         st = await s.get(SessionStats, "se_w")
-        per_bucket = dict((await s.execute(select(AnalyticsConcurrency.bucket, AnalyticsConcurrency.viewers)
-                                           .where(AnalyticsConcurrency.session_id == "se_w"))).all())
+        per_bucket = dict(
+            (
+                await s.execute(
+                    select(AnalyticsConcurrency.bucket, AnalyticsConcurrency.viewers).where(
+                        AnalyticsConcurrency.session_id == "se_w"
+                    )
+                )
+            ).all()
+        )
     # vw_1: buckets 55-89 (35), vw_2: bucket 65; both in bucket 65 only
     assert st is not None and st.watch_seconds == (35 + 1) * 10 and st.peak_concurrent == 2
     b0 = start // (10 * S)
@@ -305,8 +422,14 @@ async def test_after_the_end_is_replay(world: World) -> None:
     w.r1.track("heartbeat", w.private, v1, ts=T0 + 30 * S)
     w.r1.track("heartbeat", w.private, v1, ts=T0 + 90 * S)
     w.r1.track("heartbeat", w.private, v1, ts=T0 + 100 * S)
-    w.r1.track("purchase", w.private, v1, order_id="or_late", amount=700, currency="EUR", ts=T0 + 101 * S)
+    w.r1.track(
+        "purchase", w.private, v1, order_id="or_late", amount=700, currency="EUR", ts=T0 + 101 * S
+    )
     await w.r1.flush()
     rep = await reports.session_report(w.db, w.private)
-    assert (rep["watch_seconds"], rep["replay_watch_seconds"], rep["peak_concurrent"]) == (10, 20, 1)
+    assert (rep["watch_seconds"], rep["replay_watch_seconds"], rep["peak_concurrent"]) == (
+        10,
+        20,
+        1,
+    )
     assert (rep["replay_orders"], rep["replay_revenue"], rep["buyers"]) == (1, 700, 1)

@@ -12,7 +12,9 @@ from live.config import Settings
 from live.db import Database
 
 
-async def test_a_small_season_shows_the_trade_off(sqlite_url: str, make_settings: Callable[..., Settings]) -> None:
+async def test_a_small_season_shows_the_trade_off(
+    sqlite_url: str, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings(sqlite_url)
     first = await run(settings, sessions=14, seed=3, public_max=4000, quiet=True)
     assert first["sessions"] == 14 and first["viewers"] > 0
@@ -31,15 +33,21 @@ async def test_a_small_season_shows_the_trade_off(sqlite_url: str, make_settings
     assert priv["conversion"] > 5 * pub["conversion"]
     assert pub["reach_per_session"] > 5 * priv["reach_per_session"]
     assert priv["invited"] >= priv["attended"] > 0
-    assert cmp["private_vs_public"]["significant"] and cmp["private_vs_public"]["higher"] == "private"
+    assert (
+        cmp["private_vs_public"]["significant"] and cmp["private_vs_public"]["higher"] == "private"
+    )
     assert cmp["reach_vs_conversion"]["spearman"]["r"] < -0.3
     sims = [r for r in listing["items"] if r["id"].startswith("se_sim3_")]
     assert len(sims) == 14
-    assert all(r["status"] == "ended" and r["peak_concurrent"] > 0 and r["watch_seconds"] > 0 for r in sims)
+    assert all(
+        r["status"] == "ended" and r["peak_concurrent"] > 0 and r["watch_seconds"] > 0 for r in sims
+    )
     assert leaders["items"] and leaders["items"][0]["revenue"] > 0
 
 
-async def test_the_same_seed_gives_the_same_season(tmp_path: Any, make_settings: Callable[..., Settings]) -> None:
+async def test_the_same_seed_gives_the_same_season(
+    tmp_path: Any, make_settings: Callable[..., Settings]
+) -> None:
     from tests.support import services
 
     figures = []
@@ -52,6 +60,11 @@ async def test_the_same_seed_gives_the_same_season(tmp_path: Any, make_settings:
             items = (await reports.sessions_report(db, reports.Filters()))["items"]
         finally:
             await db.dispose()
-        figures.append(sorted((r["id"], r["reach"], r["buyers"], r["revenue"], r["watch_seconds"])
-                              for r in items if r["id"].startswith("se_sim")))
+        figures.append(
+            sorted(
+                (r["id"], r["reach"], r["buyers"], r["revenue"], r["watch_seconds"])
+                for r in items
+                if r["id"].startswith("se_sim")
+            )
+        )
     assert figures[0] == figures[1]

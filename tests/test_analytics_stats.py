@@ -9,13 +9,16 @@ import pytest
 from live.analytics import stats
 
 
-@pytest.mark.parametrize(("k", "n", "lo", "hi"), [
-    # Newcombe (1998), Statistics in Medicine 17:857-872, table I, method 3 (Wilson score).
-    (81, 263, 0.2553, 0.3662),
-    (15, 148, 0.0624, 0.1605),
-    (0, 20, 0.0, 0.1611),
-    (1, 29, 0.0061, 0.1718),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "lo", "hi"),
+    [
+        # Newcombe (1998), Statistics in Medicine 17:857-872, table I, method 3 (Wilson score).
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
 def test_wilson_matches_newcombe(k: int, n: int, lo: float, hi: float) -> None:
     got = stats.wilson(k, n)
     assert got[0] == pytest.approx(lo, abs=5e-5)

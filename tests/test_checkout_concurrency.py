@@ -40,23 +40,37 @@ async def _buyers(server: LiveServer, session_id: str, cards: list[str]) -> list
     async def one(card: str) -> dict[str, str]:
         async with sem, httpx.AsyncClient(base_url=server.url, timeout=60) as c:
             joined = (await c.post(f"/api/sessions/{session_id}/viewers", json={})).json()
-            r = await c.put("/api/me/profile", headers={"authorization": f"Bearer {joined['token']}"},
-                            json={"name": "Buyer", "delivery": {"method": "collect"},
-                                  "payment": {"provider": "demo", "card_number": card}})
+            r = await c.put(
+                "/api/me/profile",
+                headers={"authorization": f"Bearer {joined['token']}"},
+                json={
+                    "name": "Buyer",
+                    "delivery": {"method": "collect"},
+                    "payment": {"provider": "demo", "card_number": card},
+                },
+            )
             assert r.status_code == 200, r.text
-            return {"token": joined["token"], "viewer_id": joined["viewer_id"], "key": uuid.uuid4().hex}
+            return {
+                "token": joined["token"],
+                "viewer_id": joined["viewer_id"],
+                "key": uuid.uuid4().hex,
+            }
 
     return list(await asyncio.gather(*(one(card) for card in cards)))
 
 
-async def _storm(server: LiveServer, session_id: str, product_id: str,
-                 buyers: list[dict[str, str]]) -> list[tuple[int, dict[str, Any]]]:
+async def _storm(
+    server: LiveServer, session_id: str, product_id: str, buyers: list[dict[str, str]]
+) -> list[tuple[int, dict[str, Any]]]:
     limits = httpx.Limits(max_connections=len(buyers), max_keepalive_connections=len(buyers))
     async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as c:
+
         async def buy(b: dict[str, str]) -> tuple[int, dict[str, Any]]:
-            r = await c.post("/api/orders", json={"session_id": session_id,
-                                                  "items": [{"product_id": product_id, "qty": 1}]},
-                             headers={"authorization": f"Bearer {b['token']}", "idempotency-key": b["key"]})
+            r = await c.post(
+                "/api/orders",
+                json={"session_id": session_id, "items": [{"product_id": product_id, "qty": 1}]},
+                headers={"authorization": f"Bearer {b['token']}", "idempotency-key": b["key"]},
+            )
             return r.status_code, r.json()
 
         return list(await asyncio.gather(*(buy(b) for b in buyers)))
@@ -105,13 +119,16 @@ def test_payment_failures_in_the_middle_leave_stock_exact(pg_server: LiveServer)
 
 
 @pytest.fixture
-def short_hold_server(database_url: str, make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
+def short_hold_server(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> Iterator[LiveServer]:
     with thread_server(make_settings(database_url, order_hold_seconds=1.0)) as srv:
         yield srv
 
 
-async def _reserve_then_crash(settings: Settings, token: str, key: str, body: dict[str, Any], *,
-                              capture: bool) -> str:
+async def _reserve_then_crash(
+    settings: Settings, token: str, key: str, body: dict[str, Any], *, capture: bool
+) -> str:
     """What a process does before it dies: reserve (and maybe authorize + capture), never commit."""
     db = Database(settings.database_url)
     try:
@@ -121,8 +138,9 @@ async def _reserve_then_crash(settings: Settings, token: str, key: str, body: di
         step = await checkout._reserve(viewer, key, parse_order(body).digest(), parse_order(body))
         assert isinstance(step, Reserved)
         if capture:
-            auth = await providers["demo"].authorize(step.token, step.order["total"], step.order["currency"],
-                                                     reference=step.order["id"])
+            auth = await providers["demo"].authorize(
+                step.token, step.order["total"], step.order["currency"], reference=step.order["id"]
+            )
             await providers["demo"].capture(auth.id)
         return str(step.order["id"])
     finally:
@@ -130,15 +148,20 @@ async def _reserve_then_crash(settings: Settings, token: str, key: str, body: di
 
 
 @pytest.mark.parametrize("captured", [False, True])
-def test_crash_between_reserve_and_capture_is_settled(short_hold_server: LiveServer, captured: bool) -> None:
+def test_crash_between_reserve_and_capture_is_settled(
+    short_hold_server: LiveServer, captured: bool
+) -> None:
     server = short_hold_server
     world = build_world(server, ADMIN_TOKEN)
     pub, product = world["public"]["id"], world["products"][0]
     set_stock(server, ADMIN_TOKEN, product, world["store"]["id"], 3)
     buyer = asyncio.run(_buyers(server, pub, ["4242424242424242"]))[0]
     body = {"session_id": pub, "items": [{"product_id": product["id"], "qty": 2}]}
-    order_id = asyncio.run(_reserve_then_crash(server.settings, buyer["viewer_id"], "crash-key", body,
-                                               capture=captured))
+    order_id = asyncio.run(
+        _reserve_then_crash(
+            server.settings, buyer["viewer_id"], "crash-key", body, capture=captured
+        )
+    )
     assert _stock(server, product["id"]) == 1  # held by the dead process
 
     def settled() -> Any:
@@ -150,7 +173,11 @@ def test_crash_between_reserve_and_capture_is_settled(short_hold_server: LiveSer
     with server.client(buyer["token"]) as c:
         retry = c.post("/api/orders", json=body, headers={"idempotency-key": "crash-key"})
     if captured:  # the money was taken: the order is completed, not lost
-        assert order["status"] == "paid" and retry.status_code == 201 and retry.json()["order_id"] == order_id
+        assert (
+            order["status"] == "paid"
+            and retry.status_code == 201
+            and retry.json()["order_id"] == order_id
+        )
         assert _stock(server, product["id"]) == 1
     else:  # nothing was taken: the units go back
         assert order["status"] == "expired"
@@ -158,11 +185,15 @@ def test_crash_between_reserve_and_capture_is_settled(short_hold_server: LiveSer
         assert _stock(server, product["id"]) == 3
 
 
-def test_the_same_key_at_the_same_moment_is_one_order(server: LiveServer, world: dict[str, Any]) -> None:
+def test_the_same_key_at_the_same_moment_is_one_order(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     pub, product = world["public"]["id"], world["products"][2]
     set_stock(server, ADMIN_TOKEN, product, world["store"]["id"], 10)
     buyer = asyncio.run(_buyers(server, pub, ["4242424242424242"]))[0]
-    twins = [dict(buyer) for _ in range(20)]  # a phone retrying in a hurry: one key, 20 requests at once
+    twins = [
+        dict(buyer) for _ in range(20)
+    ]  # a phone retrying in a hurry: one key, 20 requests at once
     answers = asyncio.run(_storm(server, pub, product["id"], twins))
     assert {status for status, _ in answers} == {201}
     assert len({body["order_id"] for _, body in answers}) == 1
@@ -176,9 +207,14 @@ def test_two_processes_one_stock(postgres_url: str, redis_url: str, tmp_path: Pa
     from tests.conftest import SECRET
     from tests.support.server import process_server
 
-    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "VITRINE_SECRET_KEY": SECRET,
-           "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN, "VITRINE_DATA_DIR": str(tmp_path),
-           "VITRINE_REDIS_PREFIX": "vt" + uuid.uuid4().hex[:8]}
+    env = {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "VITRINE_SECRET_KEY": SECRET,
+        "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "VITRINE_DATA_DIR": str(tmp_path),
+        "VITRINE_REDIS_PREFIX": "vt" + uuid.uuid4().hex[:8],
+    }
     with process_server(env) as a, process_server(env) as b:
         world = build_world(a, ADMIN_TOKEN)
         pub, product = world["public"]["id"], world["products"][0]
@@ -186,8 +222,10 @@ def test_two_processes_one_stock(postgres_url: str, redis_url: str, tmp_path: Pa
         buyers = asyncio.run(_buyers(a, pub, ["4242424242424242"] * 80))
 
         async def both() -> list[tuple[int, dict[str, Any]]]:
-            halves = await asyncio.gather(_storm(a, pub, product["id"], buyers[::2]),
-                                          _storm(b, pub, product["id"], buyers[1::2]))
+            halves = await asyncio.gather(
+                _storm(a, pub, product["id"], buyers[::2]),
+                _storm(b, pub, product["id"], buyers[1::2]),
+            )
             return halves[0] + halves[1]
 
         answers = asyncio.run(both())

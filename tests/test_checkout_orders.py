@@ -12,9 +12,14 @@ from tests.support.server import LiveServer
 DECLINED = "4000000000000002"
 
 
-def _buy(c: Any, session_id: str, items: list[dict[str, Any]], key: str | None = None, **extra: Any) -> Any:
-    return c.post("/api/orders", json={"session_id": session_id, "items": items, **extra},
-                  headers={"idempotency-key": key or uuid.uuid4().hex})
+def _buy(
+    c: Any, session_id: str, items: list[dict[str, Any]], key: str | None = None, **extra: Any
+) -> Any:
+    return c.post(
+        "/api/orders",
+        json={"session_id": session_id, "items": items, **extra},
+        headers={"idempotency-key": key or uuid.uuid4().hex},
+    )
 
 
 def _stock(server: LiveServer, admin: str, product_id: str, store_id: str) -> int:
@@ -45,11 +50,16 @@ def test_one_tap_buy_is_paid_and_idempotent(server: LiveServer, world: dict[str,
 
 def _invite(server: LiveServer, world: dict[str, Any], session_id: str, client: int = 0) -> str:
     with server.client(world["admin"]) as staff:
-        r = staff.post(f"/api/sessions/{session_id}/invites", json={"client_ids": [world["clients"][client]["id"]]})
+        r = staff.post(
+            f"/api/sessions/{session_id}/invites",
+            json={"client_ids": [world["clients"][client]["id"]]},
+        )
         return str(r.json()[0]["code"])
 
 
-def test_profile_required_and_saved_once_across_sessions(server: LiveServer, world: dict[str, Any]) -> None:
+def test_profile_required_and_saved_once_across_sessions(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     pub, priv, product = world["public"]["id"], world["private"]["id"], world["products"][0]
     set_stock(server, world["admin"], product, world["store"]["id"], 5)
     token = join_buyer(server, priv, invite=_invite(server, world, priv), card=None)
@@ -57,9 +67,17 @@ def test_profile_required_and_saved_once_across_sessions(server: LiveServer, wor
         r = _buy(c, priv, [{"product_id": product["id"]}])
         assert (r.status_code, r.json()["error"]) == (409, "profile_required")
         assert c.get("/api/me/profile").status_code == 404
-        r = c.put("/api/me/profile", json={"name": "Client 0", "delivery": {"method": "ship", "address": {
-            "line1": "1 Huaihai Rd", "city": "Shanghai", "country": "cn"}},
-            "payment": {"provider": "demo", "card_number": "4242 4242 4242 4242"}})
+        r = c.put(
+            "/api/me/profile",
+            json={
+                "name": "Client 0",
+                "delivery": {
+                    "method": "ship",
+                    "address": {"line1": "1 Huaihai Rd", "city": "Shanghai", "country": "cn"},
+                },
+                "payment": {"provider": "demo", "card_number": "4242 4242 4242 4242"},
+            },
+        )
         assert r.status_code == 200, r.text
         profile = r.json()
         assert profile["payment"]["label"].endswith("4242") and "card_number" not in str(profile)
@@ -68,10 +86,19 @@ def test_profile_required_and_saved_once_across_sessions(server: LiveServer, wor
         assert c.get("/api/me/profile").status_code == 404  # a different (anonymous) person
     # the same invited client, another session next week: already saved, one tap
     with server.client(world["admin"]) as staff:
-        later = staff.post("/api/sessions", json={
-            "title": "VIP preview 2", "kind": "private", "store_id": world["store"]["id"],
-            "host_id": world["associate"]["id"], "product_ids": [product["id"]]}).json()["id"]
-    with server.client(join_buyer(server, later, invite=_invite(server, world, later), card=None)) as c:
+        later = staff.post(
+            "/api/sessions",
+            json={
+                "title": "VIP preview 2",
+                "kind": "private",
+                "store_id": world["store"]["id"],
+                "host_id": world["associate"]["id"],
+                "product_ids": [product["id"]],
+            },
+        ).json()["id"]
+    with server.client(
+        join_buyer(server, later, invite=_invite(server, world, later), card=None)
+    ) as c:
         r = _buy(c, later, [{"product_id": product["id"]}])
         assert r.status_code == 201, r.text
         assert r.json()["delivery"]["method"] == "ship"
@@ -79,13 +106,25 @@ def test_profile_required_and_saved_once_across_sessions(server: LiveServer, wor
 
 def test_profile_bad_input(server: LiveServer, world: dict[str, Any]) -> None:
     token = join_buyer(server, world["public"]["id"], card=None)
-    ok = {"name": "A", "delivery": {"method": "collect"}, "payment": {"provider": "demo",
-                                                                       "card_number": "4242424242424242"}}
-    bad = [({**ok, "name": ""}, "invalid"), ({**ok, "delivery": {"method": "drone"}}, "invalid"),
-           ({**ok, "delivery": {"method": "ship", "address": {"city": "X"}}}, "invalid"),
-           ({**ok, "payment": {"provider": "demo", "card_number": "4242424242424241"}}, "payment_method_invalid"),
-           ({**ok, "payment": {"provider": "nope", "card_number": "4242424242424242"}}, "payment_method_invalid"),
-           ({k: v for k, v in ok.items() if k != "payment"}, "invalid")]
+    ok = {
+        "name": "A",
+        "delivery": {"method": "collect"},
+        "payment": {"provider": "demo", "card_number": "4242424242424242"},
+    }
+    bad = [
+        ({**ok, "name": ""}, "invalid"),
+        ({**ok, "delivery": {"method": "drone"}}, "invalid"),
+        ({**ok, "delivery": {"method": "ship", "address": {"city": "X"}}}, "invalid"),
+        (
+            {**ok, "payment": {"provider": "demo", "card_number": "4242424242424241"}},
+            "payment_method_invalid",
+        ),
+        (
+            {**ok, "payment": {"provider": "nope", "card_number": "4242424242424242"}},
+            "payment_method_invalid",
+        ),
+        ({k: v for k, v in ok.items() if k != "payment"}, "invalid"),
+    ]
     with server.client(token) as c:
         for body, code in bad:
             r = c.put("/api/me/profile", json=body)
@@ -125,7 +164,9 @@ def test_refund_restores_stock_and_owner_only(server: LiveServer, world: dict[st
     assert _stock(server, world["admin"], product["id"], store) == 0
     with server.client(world["admin"]) as admin:
         elsewhere = admin.post("/api/stores", json={"name": "Beijing SKP"}).json()
-        far = admin.post("/api/staff", json={"name": "Far", "role": "associate", "store_id": elsewhere["id"]}).json()
+        far = admin.post(
+            "/api/staff", json={"name": "Far", "role": "associate", "store_id": elsewhere["id"]}
+        ).json()
     outsider = server.app.state.tokens.staff(far["id"], "associate", elsewhere["id"])
     with server.client(outsider) as c:
         r = c.post(f"/api/orders/{order['order_id']}/refund")
@@ -134,7 +175,11 @@ def test_refund_restores_stock_and_owner_only(server: LiveServer, world: dict[st
         assert (r.status_code, r.json()["error"]) == (403, "other_store")
     with server.client(world["admin"]) as staff:
         full = staff.get(f"/api/orders/{order['order_id']}").json()
-        assert full["store_id"] == store and full["session_kind"] == "public" and full["replay"] is False
+        assert (
+            full["store_id"] == store
+            and full["session_kind"] == "public"
+            and full["replay"] is False
+        )
         r = staff.post(f"/api/orders/{order['order_id']}/refund")
         assert r.status_code == 200 and r.json()["status"] == "refunded"
         r = staff.post(f"/api/orders/{order['order_id']}/refund")
@@ -148,13 +193,24 @@ def test_bad_order_input(server: LiveServer, world: dict[str, Any]) -> None:
     product = world["products"][0]
     set_stock(server, world["admin"], product, store, 50)
     with server.client(world["admin"]) as staff:
-        stray = staff.post("/api/products", json={"title": "Not in the show", "price": 100, "currency": "CNY",
-                                                  "variants": [{"size": "S"}, {"size": "M"}]}).json()
+        stray = staff.post(
+            "/api/products",
+            json={
+                "title": "Not in the show",
+                "price": 100,
+                "currency": "CNY",
+                "variants": [{"size": "S"}, {"size": "M"}],
+            },
+        ).json()
     token = join_buyer(server, pub)
     pid = product["id"]
     cases = [
         ([{"product_id": "pr_unknown"}], 404, "product_not_found"),
-        ([{"product_id": stray["id"], "variant_id": stray["variants"][0]["id"]}], 404, "product_not_found"),
+        (
+            [{"product_id": stray["id"], "variant_id": stray["variants"][0]["id"]}],
+            404,
+            "product_not_found",
+        ),
         ([{"product_id": pid, "variant_id": stray["variants"][0]["id"]}], 422, "invalid_variant"),
         ([{"product_id": pid, "qty": 0}], 422, "invalid"),
         ([{"product_id": pid, "qty": -3}], 422, "invalid"),
@@ -173,11 +229,22 @@ def test_bad_order_input(server: LiveServer, world: dict[str, Any]) -> None:
         r = _buy(c, priv, [{"product_id": pid}])
         assert (r.status_code, r.json()["error"]) == (403, "wrong_session")
         # price and currency tampering is ignored: the server prices
-        r = _buy(c, pub, [{"product_id": pid, "qty": 1, "price": 1, "unit_price": 1, "currency": "USD"}],
-                 total=1, currency="USD")
-        assert r.status_code == 201 and (r.json()["total"], r.json()["currency"]) == (product["price"], "CNY")
-        r = c.post("/api/orders", content=b"[1,2", headers={"idempotency-key": "x",
-                                                            "content-type": "application/json"})
+        r = _buy(
+            c,
+            pub,
+            [{"product_id": pid, "qty": 1, "price": 1, "unit_price": 1, "currency": "USD"}],
+            total=1,
+            currency="USD",
+        )
+        assert r.status_code == 201 and (r.json()["total"], r.json()["currency"]) == (
+            product["price"],
+            "CNY",
+        )
+        r = c.post(
+            "/api/orders",
+            content=b"[1,2",
+            headers={"idempotency-key": "x", "content-type": "application/json"},
+        )
         assert (r.status_code, r.json()["error"]) == (400, "invalid_json")
     with server.client() as anon:
         r = _buy(anon, pub, [{"product_id": pid}])
@@ -200,17 +267,26 @@ def test_cart_checkout(server: LiveServer, world: dict[str, Any]) -> None:
         assert cart["total"] == 2 * a["price"] + b["price"]
         r = c.post("/api/cart/items", json={"product_id": "pr_unknown"})
         assert r.status_code == 404
-        r = c.post("/api/orders", json={"session_id": pub, "cart_id": cart["id"]},
-                   headers={"idempotency-key": "cart-1"})
+        r = c.post(
+            "/api/orders",
+            json={"session_id": pub, "cart_id": cart["id"]},
+            headers={"idempotency-key": "cart-1"},
+        )
         assert r.status_code == 201, r.text
         assert r.json()["total"] == cart["total"]
-        again = c.post("/api/orders", json={"session_id": pub, "cart_id": cart["id"]},
-                       headers={"idempotency-key": "cart-1"})
+        again = c.post(
+            "/api/orders",
+            json={"session_id": pub, "cart_id": cart["id"]},
+            headers={"idempotency-key": "cart-1"},
+        )
         assert again.json() == r.json()
         assert c.get("/api/cart").json()["items"] == []  # a fresh cart after ordering
     with server.client(join_buyer(server, pub)) as thief:
-        r = thief.post("/api/orders", json={"session_id": pub, "cart_id": cart["id"]},
-                       headers={"idempotency-key": "steal"})
+        r = thief.post(
+            "/api/orders",
+            json={"session_id": pub, "cart_id": cart["id"]},
+            headers={"idempotency-key": "steal"},
+        )
         assert (r.status_code, r.json()["error"]) == (404, "cart_not_found")
     assert _stock(server, world["admin"], a["id"], store) == 1
     assert _stock(server, world["admin"], b["id"], store) == 2
@@ -232,8 +308,11 @@ def test_rate_limits_and_metrics(server: LiveServer, world: dict[str, Any]) -> N
     pub, product = world["public"]["id"], world["products"][0]
     set_stock(server, world["admin"], product, world["store"]["id"], 1)
     token = join_buyer(server, pub)  # one profile save
-    body = {"name": "A", "delivery": {"method": "collect"},
-            "payment": {"provider": "demo", "card_number": "4242424242424242"}}
+    body = {
+        "name": "A",
+        "delivery": {"method": "collect"},
+        "payment": {"provider": "demo", "card_number": "4242424242424242"},
+    }
     with server.client(token) as c:
         codes = [c.put("/api/me/profile", json=body).status_code for _ in range(10)]
         assert codes[:9] == [200] * 9 and codes[9] == 429
@@ -260,12 +339,32 @@ async def test_old_idempotency_keys_are_forgotten(database_url: str) -> None:
     db = Database(database_url)
     try:
         async with db.write() as s:
-            s.add_all([CheckoutRequest(viewer_id="vw_a", key="old", request_hash="h", status_code=201,
-                                       response={}, created_at=now_ms() - KEY_RETENTION_MS - 1),
-                       CheckoutRequest(viewer_id="vw_a", key="new", request_hash="h", status_code=201,
-                                       response={}, created_at=now_ms()),
-                       CheckoutRequest(viewer_id="vw_a", key="in-flight", request_hash="h",
-                                       created_at=now_ms() - KEY_RETENTION_MS - 1)])
+            s.add_all(
+                [
+                    CheckoutRequest(
+                        viewer_id="vw_a",
+                        key="old",
+                        request_hash="h",
+                        status_code=201,
+                        response={},
+                        created_at=now_ms() - KEY_RETENTION_MS - 1,
+                    ),
+                    CheckoutRequest(
+                        viewer_id="vw_a",
+                        key="new",
+                        request_hash="h",
+                        status_code=201,
+                        response={},
+                        created_at=now_ms(),
+                    ),
+                    CheckoutRequest(
+                        viewer_id="vw_a",
+                        key="in-flight",
+                        request_hash="h",
+                        created_at=now_ms() - KEY_RETENTION_MS - 1,
+                    ),
+                ]
+            )
         checkout = Checkout(db, {}, Signals(SimpleNamespace(db=db)), hold_seconds=60)
         assert await checkout.prune_keys() == 1
         async with db.read() as s:

@@ -14,20 +14,31 @@ from tests.test_room_support import close_all, host_token, open_room, viewer
 
 
 async def _abuy(server: LiveServer, token: str, session_id: str, product_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30,
-                                 headers={"authorization": f"Bearer {token}"}) as c:
-        r = await c.post("/api/orders", json={"session_id": session_id, "items": [{"product_id": product_id}]},
-                         headers={"idempotency-key": uuid.uuid4().hex})
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=30, headers={"authorization": f"Bearer {token}"}
+    ) as c:
+        r = await c.post(
+            "/api/orders",
+            json={"session_id": session_id, "items": [{"product_id": product_id}]},
+            headers={"idempotency-key": uuid.uuid4().hex},
+        )
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
 
 
-async def test_purchase_reaches_the_room_and_counters_reach_staff(server: LiveServer,
-                                                                  world: dict[str, Any]) -> None:
+async def test_purchase_reaches_the_room_and_counters_reach_staff(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, product = world["public"]["id"], world["products"][0]
     set_stock(server, world["admin"], product, world["store"]["id"], 5)
-    buyer = join_buyer(server, sid, delivery={"method": "ship", "address": {
-        "line1": "8 Nanjing Rd", "city": "Shanghai", "country": "CN"}})
+    buyer = join_buyer(
+        server,
+        sid,
+        delivery={
+            "method": "ship",
+            "address": {"line1": "8 Nanjing Rd", "city": "Shanghai", "country": "CN"},
+        },
+    )
     host = await open_room(server, sid, host_token(world))
     ana = await viewer(server, sid, "Ana")
     try:
@@ -42,14 +53,20 @@ async def test_purchase_reaches_the_room_and_counters_reach_staff(server: LiveSe
         assert bought["text"] == f"A client in Shanghai just bought {product['title']}"
         assert "Wang" not in str(bought) and order["order_id"] not in str(bought)
         counters = await host.wait_type("counters", orders=1)
-        assert (counters["revenue"], counters["currency"], counters["buyers"]) == (product["price"], "CNY", 1)
+        assert (counters["revenue"], counters["currency"], counters["buyers"]) == (
+            product["price"],
+            "CNY",
+            1,
+        )
         await _abuy(server, buyer, sid, product["id"])
         await host.wait_type("counters", orders=2)
         assert ana.of("counters") == []  # the host's numbers are not for viewers
         # analytics heard the purchases
         with server.client(world["admin"]) as staff:
+
             def recorded() -> Any:
                 return staff.get(f"/api/sessions/{sid}/live-counters").json().get("orders") == 2
+
             await await_for(recorded, 15, what="analytics to record the purchases")
     finally:
         await close_all(host, ana)
@@ -63,16 +80,26 @@ async def test_deal_events_reach_the_room(server: LiveServer, world: dict[str, A
     try:
         await host.send("pin", product_id=product["id"])
         await ana.wait_type("pin")
-        async with httpx.AsyncClient(base_url=server.url, timeout=30,
-                                     headers={"authorization": f"Bearer {host_token(world)}"}) as h:
-            r = await h.post(f"/api/sessions/{sid}/deals", json={"price": 9900, "quantity": 3, "duration_s": 600})
+        async with httpx.AsyncClient(
+            base_url=server.url,
+            timeout=30,
+            headers={"authorization": f"Bearer {host_token(world)}"},
+        ) as h:
+            r = await h.post(
+                f"/api/sessions/{sid}/deals", json={"price": 9900, "quantity": 3, "duration_s": 600}
+            )
             assert r.status_code == 201, r.text  # on the pinned product
             deal = r.json()
             started = await ana.wait_type("deal_started")
-            assert (started["deal_id"], started["product_id"], started["price"]) == (deal["deal_id"],
-                                                                                     product["id"], 9900)
+            assert (started["deal_id"], started["product_id"], started["price"]) == (
+                deal["deal_id"],
+                product["id"],
+                9900,
+            )
             assert started["ends_at"] == deal["ends_at"]
-            cards = (await h.get(f"/api/sessions/{sid}/products")).json()  # what a late viewer loads
+            cards = (
+                await h.get(f"/api/sessions/{sid}/products")
+            ).json()  # what a late viewer loads
             assert next(c for c in cards if c["pinned"])["deal"]["deal_id"] == deal["deal_id"]
             late = await viewer(server, sid, "Late")
             try:

@@ -16,8 +16,14 @@ from live.errors import Unauthorized
 
 
 def test_settings_from_env(tmp_path: Path) -> None:
-    s = Settings.from_env({"VITRINE_DATA_DIR": str(tmp_path), "VITRINE_PORT": "9001",
-                           "VITRINE_RTC_LOOPBACK": "true", "VITRINE_RATE_LIMIT_WINDOW": "2.5"})
+    s = Settings.from_env(
+        {
+            "VITRINE_DATA_DIR": str(tmp_path),
+            "VITRINE_PORT": "9001",
+            "VITRINE_RTC_LOOPBACK": "true",
+            "VITRINE_RATE_LIMIT_WINDOW": "2.5",
+        }
+    )
     assert (s.port, s.rtc_loopback, s.rate_limit_window) == (9001, True, 2.5)
     assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("vitrine.db")
     assert len(s.secret_key) > 40
@@ -63,13 +69,21 @@ def test_signer_expiry_is_checked_against_now() -> None:
 def test_cli_token_and_upgrade(tmp_path: Path) -> None:
     env = {"VITRINE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "live.cli"]
-    up = subprocess.run([*run, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    up = subprocess.run(
+        [*run, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert up.returncode == 0, up.stderr
-    out = subprocess.run([*run, "token", "--role", "marketer"], env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [*run, "token", "--role", "marketer"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     secret = Settings.from_env({"VITRINE_DATA_DIR": str(tmp_path)}).secret_key
     assert Tokens(secret).read(out.stdout.strip()) == Staff("admin", "marketer", None)
-    bad = subprocess.run([*run, "token", "--staff-id", "sf_nobody"], env=env, capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [*run, "token", "--staff-id", "sf_nobody"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "no staff member" in bad.stderr

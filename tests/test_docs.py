@@ -32,13 +32,19 @@ def test_every_endpoint_is_documented(tmp_path: Path) -> None:
         if path.startswith("/static") or path in ("/", "/favicon.ico"):
             continue
         for method in methods:
-            fn = getattr(endpoint, method.lower(), endpoint) if isinstance(endpoint, type) else endpoint
+            fn = (
+                getattr(endpoint, method.lower(), endpoint)
+                if isinstance(endpoint, type)
+                else endpoint
+            )
             if method != "WEBSOCKET" and getattr(fn, "__vitrine_doc__", None) is None:
                 missing_doc.append(f"{method} {path}")
             clean = re.sub(r"{(\w+):\w+}", r"{\1}", path)
             shown = "WS" if method == "WEBSOCKET" else method
-            if not path.startswith(("/studio", "/watch", "/dashboard", "/login", "/logout")) and \
-                    f"`{shown} {clean}" not in rows:
+            if (
+                not path.startswith(("/studio", "/watch", "/dashboard", "/login", "/logout"))
+                and f"`{shown} {clean}" not in rows
+            ):
                 missing_readme.append(f"{shown} {clean}")
     assert missing_doc == [], "routes without @doc"
     assert missing_readme == [], "routes missing from the README API table"

@@ -68,22 +68,41 @@ def live_server(sqlite_url: str, make_settings: Callable[..., Settings]) -> Iter
         yield srv
 
 
-def _product_session(server: LiveServer, admin: str, w: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _product_session(
+    server: LiveServer, admin: str, w: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A public session showing one product in two sizes, in stock at the session's store."""
     store = w["store"]["id"]
     with server.client(admin) as c:
-        r = c.post("/api/products", json={"title": "Linen shirt", "price": 59900, "currency": "CNY",
-                                          "store_id": store, "image_url": "/static/favicon.svg",
-                                          "variants": [{"size": "S", "sku": "LS-S"}, {"size": "M", "sku": "LS-M"}]})
+        r = c.post(
+            "/api/products",
+            json={
+                "title": "Linen shirt",
+                "price": 59900,
+                "currency": "CNY",
+                "store_id": store,
+                "image_url": "/static/favicon.svg",
+                "variants": [{"size": "S", "sku": "LS-S"}, {"size": "M", "sku": "LS-M"}],
+            },
+        )
         assert r.status_code == 201, r.text
         product = r.json()
         for v in product["variants"]:
-            r = c.put(f"/api/products/{product['id']}/stock",
-                      json={"store_id": store, "variant_id": v["id"], "quantity": 10})
+            r = c.put(
+                f"/api/products/{product['id']}/stock",
+                json={"store_id": store, "variant_id": v["id"], "quantity": 10},
+            )
             assert r.status_code == 200, r.text
-        r = c.post("/api/sessions", json={"title": "Summer linen, live from Xintiandi", "kind": "public",
-                                          "store_id": store, "host_id": w["associate"]["id"],
-                                          "product_ids": [product["id"]]})
+        r = c.post(
+            "/api/sessions",
+            json={
+                "title": "Summer linen, live from Xintiandi",
+                "kind": "public",
+                "store_id": store,
+                "host_id": w["associate"]["id"],
+                "product_ids": [product["id"]],
+            },
+        )
         assert r.status_code == 201, r.text
         return product, r.json()
 
@@ -107,8 +126,12 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         host_ctx = browser.new_context(viewport=DESKTOP)
         host = host_ctx.new_page()
         host_errors = watch_console(host)
-        phones = [browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-                  for _ in range(2)]
+        phones = [
+            browser.new_context(
+                viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+            )
+            for _ in range(2)
+        ]
         viewers = [ctx.new_page() for ctx in phones]
         viewer_errors = [watch_console(p) for p in viewers]
 
@@ -147,19 +170,34 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
                 v.wait_for_selector("#live-badge:not([hidden])", timeout=15000)
                 grown = v.evaluate(FRAMES_GROW, [10, 25000])
                 assert grown["ok"], grown
-            wait_for(lambda: host.text_content("#count-viewers") == "2", 15, what="host sees 2 viewers")
+            wait_for(
+                lambda: host.text_content("#count-viewers") == "2", 15, what="host sees 2 viewers"
+            )
 
         with step("a chat from one phone appears on the other, escaped"):
             text = "Hello from phone A <b>bold?</b> & more"
             viewers[0].fill("#chat-text", text)
             viewers[0].press("#chat-text", "Enter")
-            viewers[0].wait_for_selector("#name-sheet[open]", timeout=10000)  # the first message asks a name
+            viewers[0].wait_for_selector(
+                "#name-sheet[open]", timeout=10000
+            )  # the first message asks a name
             viewers[0].fill("#n-name", "Ana <i>")
             viewers[0].press("#n-name", "Enter")
             viewers[1].wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
-            assert viewers[1].locator("#chat li", has_text="Hello from phone A").locator(".who").inner_text() \
+            assert (
+                viewers[1]
+                .locator("#chat li", has_text="Hello from phone A")
+                .locator(".who")
+                .inner_text()
                 == "Ana <i>"
-            assert viewers[0].locator("#chat li", has_text="Hello from phone A").locator(".who").inner_text() == "You"
+            )
+            assert (
+                viewers[0]
+                .locator("#chat li", has_text="Hello from phone A")
+                .locator(".who")
+                .inner_text()
+                == "You"
+            )
             li = viewers[1].locator("#chat li", has_text="Hello from phone A").first
             assert text in li.inner_text() and li.locator("b").count() == 0
             host.wait_for_selector("#chat li:has-text('Hello from phone A')", timeout=10000)
@@ -173,9 +211,12 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             vote = viewers[1].locator("#question-list li", has_text="pre-washed").locator("button")
             vote.wait_for(timeout=10000)
             vote.click()
-            host.wait_for_selector("#questions li:has-text('pre-washed') .votes:has-text('1')", timeout=10000)
-            viewers[1].wait_for_selector("#question-list li:has-text('pre-washed') button:has-text('1')",
-                                         timeout=10000)
+            host.wait_for_selector(
+                "#questions li:has-text('pre-washed') .votes:has-text('1')", timeout=10000
+            )
+            viewers[1].wait_for_selector(
+                "#question-list li:has-text('pre-washed') button:has-text('1')", timeout=10000
+            )
             viewers[1].click("#questions [data-close]")
             host.click("#questions li:has-text('pre-washed') button:has-text('Answered')")
             host.wait_for_selector("#questions li.answered:has-text('pre-washed')", timeout=10000)
@@ -184,21 +225,31 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             viewers[1].fill("#chat-text", "buy cheap watches here")
             viewers[1].press("#chat-text", "Enter")
             viewers[1].click("#name-sheet [data-skip]")
-            host.locator("#chat li", has_text="cheap watches").locator("button:has-text('Delete')").click()
+            host.locator("#chat li", has_text="cheap watches").locator(
+                "button:has-text('Delete')"
+            ).click()
             host.wait_for_selector("#chat li.deleted", timeout=10000)
             for v in viewers:
-                v.wait_for_selector("#chat li:has-text('cheap watches')", state="detached", timeout=10000)
+                v.wait_for_selector(
+                    "#chat li:has-text('cheap watches')", state="detached", timeout=10000
+                )
 
-        with step("a phone's room connection drops: it shows it, then resumes with after= and misses nothing"):
+        with step(
+            "a phone's room connection drops: it shows it, then resumes with after= and misses nothing"
+        ):
             gate["open"] = False
             sockets[-1].close(code=1012, reason="test: server restart")
-            viewers[1].wait_for_selector("#conn[data-state=reconnecting]:has-text('reconnecting')", timeout=10000)
+            viewers[1].wait_for_selector(
+                "#conn[data-state=reconnecting]:has-text('reconnecting')", timeout=10000
+            )
             shot(viewers[1], "watch-reconnecting-375")
             viewers[0].fill("#chat-text", "sent while B was away")
             viewers[0].press("#chat-text", "Enter")
             host.wait_for_selector("#chat li:has-text('sent while B was away')", timeout=10000)
             gate["open"] = True
-            viewers[1].wait_for_selector("#chat li:has-text('sent while B was away')", timeout=20000)
+            viewers[1].wait_for_selector(
+                "#chat li:has-text('sent while B was away')", timeout=20000
+            )
             viewers[1].wait_for_selector("#conn[data-state=open]", state="attached", timeout=10000)
             assert "after=" in ws_urls[-1], ws_urls
             assert viewers[1].locator("#chat li", has_text="sent while B was away").count() == 1
@@ -206,7 +257,9 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         with step("the host pins the product; the card shows on the phones"):
             host.click(f"#products li[data-product='{product['id']}'] button:has-text('Pin')")
             for v in viewers:
-                v.wait_for_selector("#card:not([hidden]) #card-title:has-text('Linen shirt')", timeout=10000)
+                v.wait_for_selector(
+                    "#card:not([hidden]) #card-title:has-text('Linen shirt')", timeout=10000
+                )
             assert viewers[0].locator("#card-variant option").count() == 2
 
         with step("first purchase: the profile sheet, once"):
@@ -225,30 +278,44 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         with step("second purchase: one tap"):
             a.wait_for_selector("#buy:not([disabled])")
             a.click("#buy")
-            until(a, "(t) => document.querySelector('#confirm').textContent.includes('confirmed')"
-                     " && document.querySelector('#confirm').textContent !== t", 15, arg=first)
+            until(
+                a,
+                "(t) => document.querySelector('#confirm').textContent.includes('confirmed')"
+                " && document.querySelector('#confirm').textContent !== t",
+                15,
+                arg=first,
+            )
             assert not a.is_visible("#profile")
             ids = {m for m in re.findall(r"\((\w+)\)", first + (a.text_content("#confirm") or ""))}
             assert len(ids) == 2, ids
 
-        with step("the other phone sees the 'just bought' ticker; the host's counters count 2 orders"):
+        with step(
+            "the other phone sees the 'just bought' ticker; the host's counters count 2 orders"
+        ):
             viewers[1].wait_for_selector("#ticker:not([hidden])", timeout=10000)
             host.wait_for_selector("#count-orders:has-text('2')", timeout=10000)
 
         with step("the host starts a flash deal; the phones count down at the deal price"):
             answers[:] = ["5", "20", "10"]  # minutes, percent off, pieces
-            host.click(f"#products li[data-product='{product['id']}'] button:has-text('Start deal')")
+            host.click(
+                f"#products li[data-product='{product['id']}'] button:has-text('Start deal')"
+            )
             for v in viewers:
                 v.wait_for_selector("#deal:not([hidden]) #deal-time", timeout=10000)
                 v.wait_for_selector("#card-was:not([hidden])", timeout=10000)
                 assert "479.20" in (v.text_content("#card-price") or "")
-            host.wait_for_selector(f"#products li[data-product='{product['id']}'] .deal-line", timeout=10000)
+            host.wait_for_selector(
+                f"#products li[data-product='{product['id']}'] .deal-line", timeout=10000
+            )
 
-        with step("the host's stream stops: phones show 'host reconnecting', then the video resumes"):
+        with step(
+            "the host's stream stops: phones show 'host reconnecting', then the video resumes"
+        ):
             host.click("#stop-stream")
             for v in viewers:
-                v.wait_for_selector("#state:not([hidden]) #state-title:has-text('Host reconnecting')",
-                                    timeout=15000)
+                v.wait_for_selector(
+                    "#state:not([hidden]) #state-title:has-text('Host reconnecting')", timeout=15000
+                )
             shot(viewers[0], "watch-host-away-375")
             host.click("#go-live")
             host.wait_for_selector("#rtc-state:has-text('You are live')", timeout=20000)
@@ -266,9 +333,17 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
         shot(viewers[1], "watch-375-other")
 
         with step("the dashboard shows reach 2, buyers 1, conversion 50% for the session"):
-            wait_for(lambda: (r := _report(server, admin, sid)) and r["reach"] == 2 and r["buyers"] == 1
-                     and r["click_viewers"] >= 1,  # phone A's tap on the card
-                     30, interval=0.5, what="analytics roll-up")
+            wait_for(
+                lambda: (
+                    (r := _report(server, admin, sid))
+                    and r["reach"] == 2
+                    and r["buyers"] == 1
+                    and r["click_viewers"] >= 1
+                ),  # phone A's tap on the card
+                30,
+                interval=0.5,
+                what="analytics roll-up",
+            )
             dash_ctx = browser.new_context(viewport=DESKTOP)
             dash = dash_ctx.new_page()
             dash_errors = watch_console(dash)
@@ -285,7 +360,11 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
                                             new Promise((_, no) => setTimeout(() => no(new Error('timeout')), 10000))]);
               return [r.status, r.headers.get('content-type'), (await r.text()).split('\\n')[0]];
             }""")
-            assert csv[0] == 200 and csv[1].startswith("text/csv") and csv[2].startswith("id,title,kind"), csv
+            assert (
+                csv[0] == 200
+                and csv[1].startswith("text/csv")
+                and csv[2].startswith("id,title,kind")
+            ), csv
             dash.select_option("#f-kind", "private")
             dash.click("#filters button[type=submit]")
             row.wait_for(state="detached", timeout=10000)
@@ -294,7 +373,9 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             row.wait_for(timeout=10000)
             row.locator("button").click()
             dash.wait_for_selector("#funnel li", timeout=10000)
-            until(dash, "!!(window.Chart && Chart.getChart(document.querySelector('#scatter')))", 10)
+            until(
+                dash, "!!(window.Chart && Chart.getChart(document.querySelector('#scatter')))", 10
+            )
             shot(dash, "dashboard-desktop")
             dash.set_viewport_size(PHONE)
             try:
@@ -309,7 +390,9 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             shot(dash, "dashboard-desktop-top")
 
         with step("moderation: a muted phone is told so; a banned phone is shown out"):
-            host.locator("#chat li", has_text="sent while B was away").locator("button:has-text('Mute')").click()
+            host.locator("#chat li", has_text="sent while B was away").locator(
+                "button:has-text('Mute')"
+            ).click()
             # the mute reaches the room before phone A speaks again: the host's next frame is queued after it
             host.fill("#chat-text", "Thanks everyone!")
             host.press("#chat-text", "Enter")
@@ -318,16 +401,23 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             viewers[0].press("#chat-text", "Enter")
             viewers[0].wait_for_selector("#notice:has-text('muted')", timeout=10000)
             shot(viewers[0], "watch-muted-375")
-            host.locator("#chat li", has_text="Hello from phone A").locator("button:has-text('Ban')").click()
+            host.locator("#chat li", has_text="Hello from phone A").locator(
+                "button:has-text('Ban')"
+            ).click()
             viewers[0].wait_for_selector("#state-title:has-text('You cannot join')", timeout=10000)
 
         with step("the host ends the session; the phones show the end"):
             host.click("#end-session")
-            viewers[1].wait_for_selector("#state:not([hidden]) #state-title:has-text('ended')", timeout=10000)
+            viewers[1].wait_for_selector(
+                "#state:not([hidden]) #state-title:has-text('ended')", timeout=10000
+            )
             shot(viewers[1], "watch-ended-375")
 
-        errors = [e for e in [*host_errors, *dash_errors, *viewer_errors[0], *viewer_errors[1]]
-                  if "Content Security Policy" in e or "Uncaught" in e]
+        errors = [
+            e
+            for e in [*host_errors, *dash_errors, *viewer_errors[0], *viewer_errors[1]]
+            if "Content Security Policy" in e or "Uncaught" in e
+        ]
         assert errors == [], errors
     print(f"[e2e] all steps passed: {step.passed}")
 
@@ -337,7 +427,9 @@ def test_private_session_needs_its_invite(live_server: LiveServer, admin: str) -
     w = build_world(live_server, admin)
     priv = w["private"]
     with live_server.client(admin) as c:
-        invite = c.post(f"/api/sessions/{priv['id']}/invites", json={"client_ids": [w["clients"][1]["id"]]}).json()[0]
+        invite = c.post(
+            f"/api/sessions/{priv['id']}/invites", json={"client_ids": [w["clients"][1]["id"]]}
+        ).json()[0]
     with httpx.Client(base_url=live_server.url) as anon:
         r = anon.post(f"/api/sessions/{priv['id']}/viewers", json={})
         assert (r.status_code, r.json()["error"]) == (403, "invite_required")

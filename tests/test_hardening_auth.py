@@ -14,7 +14,9 @@ def _get(server: LiveServer, path: str, headers: list[tuple[bytes, bytes]]) -> h
         return c.get(path, headers=headers)
 
 
-def test_non_ascii_bearer_tokens_are_rejected_as_invalid(server: LiveServer, world: dict[str, Any]) -> None:
+def test_non_ascii_bearer_tokens_are_rejected_as_invalid(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     for raw in (b"Bearer v1.abc.\xe9\xe9", b"Bearer " + b"\xe9" * 20, b"Bearer \xe9.\xe9.\xe9"):
         r = _get(server, "/api/stores", [(b"authorization", raw)])
         assert r.status_code == 401, (raw, r.status_code, r.text)
@@ -28,7 +30,9 @@ def test_non_ascii_query_token_is_rejected(server: LiveServer, world: dict[str, 
     assert r.json()["error"] == "invalid_token"
 
 
-def test_forged_non_ascii_staff_cookie_is_ignored(server: LiveServer, world: dict[str, Any]) -> None:
+def test_forged_non_ascii_staff_cookie_is_ignored(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     r = _get(server, "/api/stores", [(b"cookie", b"vitrine_staff=v1.a.\xe9\xe9")])
     assert r.status_code == 401
     assert r.json()["error"] == "unauthorized"

@@ -14,18 +14,32 @@ def _is_error(r: Any, status: int) -> None:
     assert set(r.json()) == {"error", "detail"}
 
 
-def test_nul_characters_in_json_text_are_rejected(server: LiveServer, world: dict[str, Any]) -> None:
+def test_nul_characters_in_json_text_are_rejected(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     with server.client(world["admin"]) as c:
         _is_error(c.post("/api/stores", json={"name": "a\u0000b"}), 422)
-        _is_error(c.post("/api/clients", json={"store_id": world["store"]["id"], "name": "x",
-                                               "notes": {"deep": ["ok", "n\u0000"]}}), 422)
+        _is_error(
+            c.post(
+                "/api/clients",
+                json={
+                    "store_id": world["store"]["id"],
+                    "name": "x",
+                    "notes": {"deep": ["ok", "n\u0000"]},
+                },
+            ),
+            422,
+        )
         # a NUL in a key counts too; an escaped backslash followed by "u0000" is ordinary text
         _is_error(c.post("/api/stores", json={"name": "ok", "k\u0000": 1}), 422)
         r = c.post("/api/stores", json={"name": "back\\u0000slash"})
         assert r.status_code == 201, r.text
         assert r.json()["name"] == "back\\u0000slash"
     with server.client() as c:
-        _is_error(c.post(f"/api/sessions/{world['public']['id']}/viewers", json={"name": "Wang\u0000"}), 422)
+        _is_error(
+            c.post(f"/api/sessions/{world['public']['id']}/viewers", json={"name": "Wang\u0000"}),
+            422,
+        )
 
 
 def test_deeply_nested_body_with_nul_is_rejected(server: LiveServer, world: dict[str, Any]) -> None:
@@ -35,11 +49,16 @@ def test_deeply_nested_body_with_nul_is_rejected(server: LiveServer, world: dict
     _is_error(r, 422)
 
 
-def test_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, world: dict[str, Any]) -> None:
+def test_ids_chosen_by_the_caller_are_bounded_and_unique(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     store = world["store"]["id"]
     with server.client(world["admin"]) as c:
-        for path, body in (("/api/clients", {"store_id": store, "name": "A"}), ("/api/stores", {"name": "A"}),
-                           ("/api/staff", {"name": "A", "role": "marketer"})):
+        for path, body in (
+            ("/api/clients", {"store_id": store, "name": "A"}),
+            ("/api/stores", {"name": "A"}),
+            ("/api/staff", {"name": "A", "role": "marketer"}),
+        ):
             _is_error(c.post(path, json={**body, "id": "c" * 500}), 422)
             _is_error(c.post(path, json={**body, "id": "tab\there"}), 422)
             assert c.post(path, json={**body, "id": "crm-42"}).status_code == 201
@@ -51,8 +70,14 @@ def test_ids_chosen_by_the_caller_are_bounded_and_unique(server: LiveServer, wor
 
 def test_integers_beyond_64_bits_are_rejected(server: LiveServer, world: dict[str, Any]) -> None:
     big = "18446744073709551615"  # orjson reads it as an int; PostgreSQL BIGINT cannot hold it
-    fields = orjson.dumps({"title": "x", "kind": "public", "store_id": world["store"]["id"],
-                           "host_id": world["associate"]["id"]}).decode()
+    fields = orjson.dumps(
+        {
+            "title": "x",
+            "kind": "public",
+            "store_id": world["store"]["id"],
+            "host_id": world["associate"]["id"],
+        }
+    ).decode()
     body = fields[:-1] + f', "scheduled_at": {big}}}'
     with server.client(world["admin"]) as c:
         r = c.post("/api/sessions", content=body, headers={"content-type": "application/json"})

@@ -24,8 +24,9 @@ async def test_after_beyond_64_bits_is_refused(server: LiveServer, world: dict[s
     await close_all(ok)
 
 
-async def test_nul_in_chat_is_refused_and_the_room_keeps_working(server: LiveServer,
-                                                                 world: dict[str, Any]) -> None:
+async def test_nul_in_chat_is_refused_and_the_room_keeps_working(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     ana, bo = await viewer(server, sid, "Ana"), await viewer(server, sid, "Bo")
     try:
@@ -47,8 +48,9 @@ async def test_nul_in_chat_is_refused_and_the_room_keeps_working(server: LiveSer
         await close_all(late)
 
 
-async def test_one_viewer_cannot_hold_unbounded_sockets(make_settings: Callable[..., Settings],
-                                                        database_url: str) -> None:
+async def test_one_viewer_cannot_hold_unbounded_sockets(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
     with thread_server(make_settings(database_url, max_sockets_per_viewer=2)) as server:
         world = build_world(server, ADMIN_TOKEN)
         pub = world["public"]["id"]

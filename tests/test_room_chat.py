@@ -18,7 +18,11 @@ async def test_chat_fans_out_to_everyone(server: LiveServer, world: dict[str, An
         await ana.send("chat", text="hello room")
         for c in (ana, bo, host):
             ev = await c.wait_type("chat", text="hello room")
-            assert ev["name"] == "Ana" and ev["viewer_id"] == ana.hello["viewer_id"] and ev["role"] == "viewer"
+            assert (
+                ev["name"] == "Ana"
+                and ev["viewer_id"] == ana.hello["viewer_id"]
+                and ev["role"] == "viewer"
+            )
             assert isinstance(ev["id"], int) and isinstance(ev["ts"], int)
         await host.send("chat", text="welcome")
         ev = await bo.wait_type("chat", text="welcome")
@@ -31,7 +35,9 @@ async def test_chat_fans_out_to_everyone(server: LiveServer, world: dict[str, An
         await close_all(ana, bo, host)
 
 
-async def test_html_is_stored_and_returned_byte_exact(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_html_is_stored_and_returned_byte_exact(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     ana = await viewer(server, sid)
     text = '<script>alert("x")</script> &amp; <b>é 日本 🎉</b>\u00a0 '
@@ -65,7 +71,10 @@ async def test_questions_votes_and_answers(server: LiveServer, world: dict[str, 
         await bo.send("vote", question_id="qu_nothere")
         await bo.error("question_not_found")
         late = await viewer(server, sid, "Cy")
-        assert [x["question_id"] for x in late.hello["questions"]] == [q2["question_id"], q["question_id"]]
+        assert [x["question_id"] for x in late.hello["questions"]] == [
+            q2["question_id"],
+            q["question_id"],
+        ]
         assert [x["name"] for x in late.hello["questions"]] == [q2["name"], q["name"]] and q["name"]
         await host.send("answer", question_id=q["question_id"])
         done = await bo.wait_type("question_updated", question_id=q["question_id"], answered=True)
@@ -87,7 +96,9 @@ async def test_pin_and_unpin_carry_the_card(server: LiveServer, world: dict[str,
     try:
         await host.send("pin", product_id=product["id"])
         pin = await ana.wait_type("pin")
-        assert pin["card"]["product_id"] == product["id"] and pin["card"]["title"] == product["title"]
+        assert (
+            pin["card"]["product_id"] == product["id"] and pin["card"]["title"] == product["title"]
+        )
         with server.client() as c:
             assert c.get(f"/api/sessions/{sid}").json()["pinned_product_id"] == product["id"]
         late = await viewer(server, sid, "Bo")
@@ -117,8 +128,9 @@ async def test_status_changes_reach_the_room(server: LiveServer, world: dict[str
         await ana.close()
 
 
-async def test_reconnect_with_after_gets_every_missed_event_in_order(server: LiveServer,
-                                                                     world: dict[str, Any]) -> None:
+async def test_reconnect_with_after_gets_every_missed_event_in_order(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     joined = await join(server, sid, "Ana")
     ana = await open_room(server, sid, joined["token"])
@@ -134,7 +146,12 @@ async def test_reconnect_with_after_gets_every_missed_event_in_order(server: Liv
         back = await open_room(server, sid, joined["token"], after=seen["id"])
         await back.wait_type("question")
         missed = [e for e in back.events[1:]]
-        assert [e.get("text") for e in missed if e["type"] in ("chat", "question")] == ["m1", "m2", "m3", "q?"]
+        assert [e.get("text") for e in missed if e["type"] in ("chat", "question")] == [
+            "m1",
+            "m2",
+            "m3",
+            "q?",
+        ]
         ids = back.ids()
         assert ids == sorted(set(ids)) and ids[0] > seen["id"]
         # live events keep coming after the replay

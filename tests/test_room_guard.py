@@ -18,7 +18,9 @@ from tests.support.server import LiveServer, thread_server
 from tests.test_room_support import close_all, host_token, join, open_room, viewer
 
 
-async def test_refused_tokens_get_clear_close_codes(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_refused_tokens_get_clear_close_codes(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     pub, priv = world["public"]["id"], world["private"]["id"]
     tokens = Tokens(SECRET)
     other = await join(server, pub, "Ana")
@@ -44,8 +46,9 @@ async def test_refused_tokens_get_clear_close_codes(server: LiveServer, world: d
     await close_all(ok, staff)
 
 
-async def test_malformed_frames_are_answered_and_the_socket_kept(server: LiveServer,
-                                                                 world: dict[str, Any]) -> None:
+async def test_malformed_frames_are_answered_and_the_socket_kept(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     ana, bo = await viewer(server, sid, "Ana"), await viewer(server, sid, "Bo")
     limit = server.settings.max_frame_bytes
@@ -67,7 +70,9 @@ async def test_malformed_frames_are_answered_and_the_socket_kept(server: LiveSer
         ]
         for frame, code in cases:
             await ana.send_raw(frame)
-            err = await ana.wait(lambda e, c=code: e.get("type") == "error" and e["error"] == c, code)
+            err = await ana.wait(
+                lambda e, c=code: e.get("type") == "error" and e["error"] == c, code
+            )
             assert err["detail"]
             ana.events.remove(err)
         await ana.send("chat", text="still here", ref="r1")
@@ -84,9 +89,14 @@ async def test_viewer_cannot_send_host_commands(server: LiveServer, world: dict[
     sid = world["public"]["id"]
     ana = await viewer(server, sid)
     try:
-        for cmd in ({"type": "pin", "product_id": world["products"][0]["id"]}, {"type": "unpin"},
-                    {"type": "answer", "question_id": "qu_x"}, {"type": "delete", "message_id": "ch_x"},
-                    {"type": "mute", "viewer_id": "vw_x", "minutes": 5}, {"type": "ban", "viewer_id": "vw_x"}):
+        for cmd in (
+            {"type": "pin", "product_id": world["products"][0]["id"]},
+            {"type": "unpin"},
+            {"type": "answer", "question_id": "qu_x"},
+            {"type": "delete", "message_id": "ch_x"},
+            {"type": "mute", "viewer_id": "vw_x", "minutes": 5},
+            {"type": "ban", "viewer_id": "vw_x"},
+        ):
             await ana.send(**cmd)
             err = await ana.error("host_only")
             ana.events.remove(err)
@@ -99,19 +109,22 @@ async def test_unknown_ids_are_errors(server: LiveServer, world: dict[str, Any])
     sid = world["public"]["id"]
     host = await open_room(server, sid, host_token(world))
     try:
-        for cmd, code in ((dict(type="delete", message_id="ch_none"), "message_not_found"),
-                          (dict(type="mute", viewer_id="vw_none", minutes=5), "viewer_not_found"),
-                          (dict(type="ban", viewer_id="vw_none"), "viewer_not_found"),
-                          (dict(type="pin", product_id="pr_none"), "product_not_found"),
-                          (dict(type="mute", viewer_id="vw_none", minutes=0), "invalid")):
+        for cmd, code in (
+            (dict(type="delete", message_id="ch_none"), "message_not_found"),
+            (dict(type="mute", viewer_id="vw_none", minutes=5), "viewer_not_found"),
+            (dict(type="ban", viewer_id="vw_none"), "viewer_not_found"),
+            (dict(type="pin", product_id="pr_none"), "product_not_found"),
+            (dict(type="mute", viewer_id="vw_none", minutes=0), "invalid"),
+        ):
             await host.send(**cmd)
             host.events.remove(await host.error(code))
     finally:
         await host.close()
 
 
-async def test_flooding_is_rate_limited_without_losing_anything(server: LiveServer,
-                                                                world: dict[str, Any]) -> None:
+async def test_flooding_is_rate_limited_without_losing_anything(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     n = server.settings.rate_limit_messages
     flooder, calm, watcher = [await viewer(server, sid, x) for x in ("Flo", "Cal", "Wat")]
@@ -165,8 +178,9 @@ async def test_delete_mute_and_ban(server: LiveServer, world: dict[str, Any]) ->
 
 @pytest.fixture
 def slow_server(sqlite_url: str, make_settings: Callable[..., Settings]) -> Any:
-    with thread_server(make_settings(sqlite_url, send_queue_frames=8, room_tick_ms=0,
-                                     rate_limit_messages=10_000)) as srv:
+    with thread_server(
+        make_settings(sqlite_url, send_queue_frames=8, room_tick_ms=0, rate_limit_messages=10_000)
+    ) as srv:
         yield srv
 
 
@@ -189,7 +203,8 @@ async def test_slow_consumer_is_closed_while_others_get_everything(slow_server: 
         # other packages publish through `rooms.emit`; 60 x 100 KB overflows any socket buffer
         for i in range(total):
             fut = asyncio.run_coroutine_threadsafe(
-                rooms.emit(sid, "deal_started", {"n": i, "blob": "d" * 100_000}, store=False), loop)
+                rooms.emit(sid, "deal_started", {"n": i, "blob": "d" * 100_000}, store=False), loop
+            )
             await asyncio.wrap_future(fut)
             await host.send("chat", text=f"{i:04d}")
         await fast.wait(lambda e: len(fast.of("chat")) == total, "every chat", timeout=60)
@@ -197,7 +212,9 @@ async def test_slow_consumer_is_closed_while_others_get_everything(slow_server: 
         assert [e["n"] for e in fast.of("deal_started")] == list(range(total))
         with slow_server.client() as c:
             metrics = c.get("/metrics").text
-        dropped = [ln for ln in metrics.splitlines() if ln.startswith("vitrine_ws_dropped_slow_total")]
+        dropped = [
+            ln for ln in metrics.splitlines() if ln.startswith("vitrine_ws_dropped_slow_total")
+        ]
         assert dropped and float(dropped[0].split()[-1]) >= 1, dropped
         # once it reads again, it finds the close code telling it to resume with `after`
         stuck2 = stuck.ws
@@ -214,11 +231,14 @@ async def test_slow_consumer_is_closed_while_others_get_everything(slow_server: 
         await close_all(fast, host)
 
 
-async def test_a_banned_invited_client_cannot_rejoin(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_a_banned_invited_client_cannot_rejoin(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     priv = world["private"]["id"]
     with server.client(world["admin"]) as staff:
-        invite = staff.post(f"/api/sessions/{priv}/invites",
-                            json={"client_ids": [world["clients"][0]["id"]]}).json()[0]["code"]
+        invite = staff.post(
+            f"/api/sessions/{priv}/invites", json={"client_ids": [world["clients"][0]["id"]]}
+        ).json()[0]["code"]
     joined = await join(server, priv, "Client", invite=invite)
     client = await open_room(server, priv, joined["token"])
     host = await open_room(server, priv, host_token(world, "private"))

@@ -16,13 +16,15 @@ from tests.test_room_support import close_all, host_token, join, open_room, view
 
 def emit(server: LiveServer, *args: Any, **kw: Any) -> dict[str, Any]:
     """Call ``app.state.rooms.emit`` on the server's loop, as another package would."""
-    fut = asyncio.run_coroutine_threadsafe(server.app.state.rooms.emit(*args, **kw),
-                                           server.app.state.room_hub._loop)
+    fut = asyncio.run_coroutine_threadsafe(
+        server.app.state.rooms.emit(*args, **kw), server.app.state.room_hub._loop
+    )
     return fut.result(10)  # type: ignore[no-any-return]
 
 
-async def test_replay_past_the_buffer_and_ids_across_restarts(database_url: str,
-                                                              make_settings: Callable[..., Settings]) -> None:
+async def test_replay_past_the_buffer_and_ids_across_restarts(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings(database_url, replay_buffer=3, rate_limit_messages=100)
     with thread_server(settings) as srv:
         world = build_world(srv, ADMIN_TOKEN)
@@ -50,7 +52,9 @@ async def test_replay_past_the_buffer_and_ids_across_restarts(database_url: str,
         await again.close()
 
 
-async def test_staff_only_events_and_the_emit_contract(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_staff_only_events_and_the_emit_contract(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     ana = await viewer(server, sid)
     host = await open_room(server, sid, host_token(world))
@@ -63,8 +67,9 @@ async def test_staff_only_events_and_the_emit_contract(server: LiveServer, world
         assert deal["id"] > purchase["id"] > counters["id"]
         for c in (host, staff):
             await c.wait_type("deal_started")
-            assert [e["type"] for e in c.events if e["type"] in ("counters", "purchase", "deal_started")] == [
-                "counters", "purchase", "deal_started"]
+            assert [
+                e["type"] for e in c.events if e["type"] in ("counters", "purchase", "deal_started")
+            ] == ["counters", "purchase", "deal_started"]
         await ana.wait_type("deal_started")
         assert not ana.of("counters") and not ana.of("purchase")
         # a viewer replaying the log does not see staff events either; the host does
@@ -74,7 +79,9 @@ async def test_staff_only_events_and_the_emit_contract(server: LiveServer, world
         assert not bo.of("purchase")
         h2 = await open_room(server, sid, host_token(world), after=0)
         await h2.wait_type("deal_started")
-        assert h2.of("purchase") and h2.of("counters")  # from the bus buffer (counters are not stored)
+        assert h2.of("purchase") and h2.of(
+            "counters"
+        )  # from the bus buffer (counters are not stored)
         await close_all(bo, h2)
     finally:
         await close_all(ana, host, staff)
@@ -93,7 +100,9 @@ async def test_presence_reactions_and_metrics(server: LiveServer, world: dict[st
         def total(kind: str) -> int:
             return sum(e["counts"].get(kind, 0) for e in host.of("reaction"))
 
-        await host.wait(lambda e: total("heart") == 3 and total("clap") == 1, "aggregated reactions")
+        await host.wait(
+            lambda e: total("heart") == 3 and total("clap") == 1, "aggregated reactions"
+        )
         assert len(host.of("reaction")) <= 2
         await bo.close()
         await host.wait(lambda e: e.get("type") == "presence" and e["viewers"] == 1, "presence 1")
@@ -102,6 +111,9 @@ async def test_presence_reactions_and_metrics(server: LiveServer, world: dict[st
             text = c.get("/metrics").text
         assert "vitrine_sessions_live 1.0" in text
         assert "vitrine_ws_connections 2.0" in text
-        assert 'vitrine_room_events_total{type="chat"}' in text or 'vitrine_room_events_total{type="presence"}' in text
+        assert (
+            'vitrine_room_events_total{type="chat"}' in text
+            or 'vitrine_room_events_total{type="presence"}' in text
+        )
     finally:
         await close_all(host, ana, bo)

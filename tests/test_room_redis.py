@@ -16,17 +16,27 @@ from tests.test_room_support import close_all, host_token, join, open_room, view
 
 
 @pytest.fixture
-def two_servers(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[tuple[LiveServer, LiveServer]]:
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "VITRINE_SECRET_KEY": SECRET,
-           "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN, "VITRINE_REDIS_PREFIX": "vt" + secrets.token_hex(4),
-           "VITRINE_DATA_DIR": str(tmp_path / "data"), "VITRINE_ROOM_TICK_MS": "20"}
+def two_servers(
+    database_url: str, redis_url: str, tmp_path: Any
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "VITRINE_SECRET_KEY": SECRET,
+        "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "VITRINE_REDIS_PREFIX": "vt" + secrets.token_hex(4),
+        "VITRINE_DATA_DIR": str(tmp_path / "data"),
+        "VITRINE_ROOM_TICK_MS": "20",
+    }
     with ExitStack() as stack:
         a = stack.enter_context(process_server(env))
         b = stack.enter_context(process_server(env))
         yield a, b
 
 
-async def test_chat_crosses_processes_and_presence_counts_both(two_servers: tuple[LiveServer, LiveServer]) -> None:
+async def test_chat_crosses_processes_and_presence_counts_both(
+    two_servers: tuple[LiveServer, LiveServer],
+) -> None:
     a, b = two_servers
     world = build_world(a, ADMIN_TOKEN)
     sid = world["public"]["id"]
@@ -61,13 +71,16 @@ async def test_chat_crosses_processes_and_presence_counts_both(two_servers: tupl
         await back.wait_type("question", text="still there?")
         assert all(e["id"] > last for e in back.events[1:])
         await close_all(bo, back)
-        await host.wait(lambda e: e.get("type") == "presence" and e["viewers"] == 1, "one viewer left")
+        await host.wait(
+            lambda e: e.get("type") == "presence" and e["viewers"] == 1, "one viewer left"
+        )
     finally:
         await close_all(ana, bo, host)
 
 
 async def test_staff_only_events_cross_processes_to_staff_only(
-        two_servers: tuple[LiveServer, LiveServer]) -> None:
+    two_servers: tuple[LiveServer, LiveServer],
+) -> None:
     a, b = two_servers
     world = build_world(a, ADMIN_TOKEN)
     sid = world["public"]["id"]
@@ -88,7 +101,9 @@ async def test_staff_only_events_cross_processes_to_staff_only(
         await close_all(ana, staff, host)
 
 
-async def test_ids_continue_from_the_log_when_redis_forgets(two_servers: tuple[LiveServer, LiveServer]) -> None:
+async def test_ids_continue_from_the_log_when_redis_forgets(
+    two_servers: tuple[LiveServer, LiveServer],
+) -> None:
     import redis.asyncio as aioredis
 
     a, b = two_servers
@@ -101,7 +116,9 @@ async def test_ids_continue_from_the_log_when_redis_forgets(two_servers: tuple[L
         await host.send("chat", text="before")
         before = await ana.wait_type("chat", text="before")
         prefix = a.settings.redis_prefix
-        assert await r.delete(f"{prefix}:room:{{{sid}}}:seq", f"{prefix}:room:{{{sid}}}:events") == 2
+        assert (
+            await r.delete(f"{prefix}:room:{{{sid}}}:seq", f"{prefix}:room:{{{sid}}}:events") == 2
+        )
         await host.send("chat", text="after")
         after = await ana.wait_type("chat", text="after")
         assert after["id"] > before["id"]

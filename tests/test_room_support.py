@@ -55,15 +55,20 @@ class RoomClient:
     def of(self, type: str) -> list[Event]:
         return [e for e in self.events if e.get("type") == type]
 
-    async def wait(self, pred: Callable[[Event], bool], what: str = "event", timeout: float = 10) -> Event:
+    async def wait(
+        self, pred: Callable[[Event], bool], what: str = "event", timeout: float = 10
+    ) -> Event:
         def find() -> Event | None:
             return next((e for e in self.events if pred(e)), None)
 
         return await await_for(find, timeout, what=what)  # type: ignore[no-any-return]
 
     async def wait_type(self, type: str, timeout: float = 10, **match: Any) -> Event:
-        return await self.wait(lambda e: e.get("type") == type and all(e.get(k) == v for k, v in match.items()),
-                               f"{type} {match}", timeout)
+        return await self.wait(
+            lambda e: e.get("type") == type and all(e.get(k) == v for k, v in match.items()),
+            f"{type} {match}",
+            timeout,
+        )
 
     async def error(self, code: str, timeout: float = 10) -> Event:
         return await self.wait_type("error", timeout, error=code)
@@ -83,8 +88,14 @@ class RoomClient:
             await self._reader
 
 
-async def open_room(server: LiveServer | str, session_id: str, token: str | None, after: int | None = None,
-                    wait_hello: bool = True, **kw: Any) -> RoomClient:
+async def open_room(
+    server: LiveServer | str,
+    session_id: str,
+    token: str | None,
+    after: int | None = None,
+    wait_hello: bool = True,
+    **kw: Any,
+) -> RoomClient:
     base = server if isinstance(server, str) else server.ws_url
     q = []
     if token is not None:
@@ -98,7 +109,9 @@ async def open_room(server: LiveServer | str, session_id: str, token: str | None
     return client
 
 
-async def join(server: LiveServer, session_id: str, name: str = "Ana", invite: str | None = None) -> dict[str, Any]:
+async def join(
+    server: LiveServer, session_id: str, name: str = "Ana", invite: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name}
     if invite:
         body["invite"] = invite
@@ -108,7 +121,9 @@ async def join(server: LiveServer, session_id: str, name: str = "Ana", invite: s
         return r.json()  # type: ignore[no-any-return]
 
 
-async def viewer(server: LiveServer, session_id: str, name: str = "Ana", after: int | None = None) -> RoomClient:
+async def viewer(
+    server: LiveServer, session_id: str, name: str = "Ana", after: int | None = None
+) -> RoomClient:
     joined = await join(server, session_id, name)
     return await open_room(server, session_id, joined["token"], after=after)
 

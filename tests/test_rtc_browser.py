@@ -60,7 +60,9 @@ DECODED = """async () => {
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
-def test_chromium_publishes_and_watches(server: LiveServer, world: dict[str, Any], codec: str) -> None:
+def test_chromium_publishes_and_watches(
+    server: LiveServer, world: dict[str, Any], codec: str
+) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     with chromium() as browser:
         host = browser.new_page()
@@ -68,15 +70,22 @@ def test_chromium_publishes_and_watches(server: LiveServer, world: dict[str, Any
         out = host.evaluate(PUBLISH, {"sid": sid, "token": token, "codec": codec})
         assert out["status"] == 201, out
         relay = server.app.state.relay
-        wait_for(lambda: sid in relay.broadcasts and relay.broadcasts[sid].stats.width, 30, what="host video")
+        wait_for(
+            lambda: sid in relay.broadcasts and relay.broadcasts[sid].stats.width,
+            30,
+            what="host video",
+        )
         assert relay.broadcasts[sid].codecs["video"] == codec
         assert relay.broadcasts[sid].stats.width == 640
         viewer = browser.new_page()
         viewer.goto(server.url + "/healthz")
         out = viewer.evaluate(WATCH, {"sid": sid})
         assert out["status"] == 201, out
-        stats = wait_for(lambda: (s := viewer.evaluate(DECODED))["frames"] >= 15 and s["audio"] > 10 and s, 30,
-                         what="frames decoded by Chromium")
+        stats = wait_for(
+            lambda: (s := viewer.evaluate(DECODED))["frames"] >= 15 and s["audio"] > 10 and s,
+            30,
+            what="frames decoded by Chromium",
+        )
         assert stats["width"] == 640
         host.evaluate("() => window.pub.close()")
         viewer.evaluate("() => window.sub.close()")

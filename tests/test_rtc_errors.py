@@ -34,25 +34,36 @@ async def viewer_offer() -> tuple[Any, str]:
 async def test_bad_requests_get_json_errors(server: LiveServer, world: dict[str, Any]) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     async with server.aclient() as http:
-        for body in (b"hello", b"v=0\r\nnonsense", b"\xff\xfe", b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"):
+        for body in (
+            b"hello",
+            b"v=0\r\nnonsense",
+            b"\xff\xfe",
+            b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+        ):
             r = await http.post(f"/whip/{sid}", content=body, headers={**SDP, **bearer(token)})
             assert r.status_code == 400, (body, r.status_code, r.text)
             assert r.json()["error"] == "invalid_sdp"
         r = await http.post(f"/whip/{sid}", json={"sdp": "x"}, headers=bearer(token))
         assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
-        r = await http.post(f"/whip/{sid}", content=b"v=0" + b"x" * 40000, headers={**SDP, **bearer(token)})
+        r = await http.post(
+            f"/whip/{sid}", content=b"v=0" + b"x" * 40000, headers={**SDP, **bearer(token)}
+        )
         assert r.status_code == 413
         pc, offer = await viewer_offer()  # a receive-only offer sent to WHIP
         r = await http.post(f"/whip/{sid}", content=offer, headers={**SDP, **bearer(token)})
         assert r.status_code == 400 and "must send" in r.json()["detail"]
-        r = await http.post("/whip/se_nope", content=offer, headers={**SDP, **bearer(world["admin"])})
+        r = await http.post(
+            "/whip/se_nope", content=offer, headers={**SDP, **bearer(world["admin"])}
+        )
         assert r.status_code == 404
         r = await http.delete(f"/whip/{sid}/nope", headers=bearer(token))
         assert r.status_code == 404 and r.json()["error"] == "resource_not_found"
         await pc.close()
 
 
-async def test_only_the_host_or_staff_may_publish(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_only_the_host_or_staff_may_publish(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid = world["public"]["id"]
     other = world["private"]["host_token"]
     async with server.aclient() as http:
@@ -68,19 +79,27 @@ async def test_only_the_host_or_staff_may_publish(server: LiveServer, world: dic
         assert r.status_code == 403
 
 
-async def test_private_stream_needs_a_viewer_token(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_private_stream_needs_a_viewer_token(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, token = world["private"]["id"], world["private"]["host_token"]
     host = Host()
     async with server.aclient() as http:
         await host.publish(http, sid, token)
         public_viewer = await join(http, world["public"]["id"])
-        for tok, status, code in ((None, 401, "viewer_token_required"), ("garbage", 401, "invalid_token"),
-                                  (public_viewer, 403, "wrong_session")):
+        for tok, status, code in (
+            (None, 401, "viewer_token_required"),
+            ("garbage", 401, "invalid_token"),
+            (public_viewer, 403, "wrong_session"),
+        ):
             with pytest.raises(WhipError) as err:
                 await Watcher().watch(http, sid, tok)
             assert err.value.status == status and f'"{code}"' in err.value.body
-        r = await http.post(f"/api/sessions/{sid}/invites", json={"client_ids": [world["clients"][0]["id"]]},
-                            headers=bearer(world["admin"]))
+        r = await http.post(
+            f"/api/sessions/{sid}/invites",
+            json={"client_ids": [world["clients"][0]["id"]]},
+            headers=bearer(world["admin"]),
+        )
         invite = r.json()[0]["code"]
         invited = Watcher()
         viewer_token = await join(http, sid, invite)
@@ -101,16 +120,27 @@ async def test_codec_the_viewer_cannot_take(server: LiveServer, world: dict[str,
     async with server.aclient() as http:
         pc, offer = await viewer_offer()
         r = await http.post(f"/whep/{sid}", content=offer, headers=SDP)
-        assert r.status_code == 409 and r.json()["error"] == "not_live" and "retry-after" in r.headers
+        assert (
+            r.status_code == 409 and r.json()["error"] == "not_live" and "retry-after" in r.headers
+        )
         await pc.close()
         await host.publish(http, sid, token)
         pc = peer()
         t = pc.addTransceiver("video", direction="recvonly")
-        t.setCodecPreferences([c for c in RTCRtpReceiver.getCapabilities("video").codecs  # type: ignore[union-attr]
-                               if c.mimeType == "video/H264"])
+        t.setCodecPreferences(
+            [
+                c
+                for c in RTCRtpReceiver.getCapabilities("video").codecs  # type: ignore[union-attr]
+                if c.mimeType == "video/H264"
+            ]
+        )
         with pytest.raises(WhipError) as err:
             await negotiate(http, f"/whep/{sid}", pc, None)
-        assert err.value.status == 422 and '"codec_unsupported"' in err.value.body and "VP8" in err.value.body
+        assert (
+            err.value.status == 422
+            and '"codec_unsupported"' in err.value.body
+            and "VP8" in err.value.body
+        )
         await host.pc.close()  # type: ignore[union-attr]
 
 
@@ -126,7 +156,9 @@ async def test_full_relay_answers_503(server: LiveServer, world: dict[str, Any])
         with pytest.raises(WhipError) as err:
             await Watcher().watch(http, sid, None)
         assert err.value.status == 503 and '"relay_full"' in err.value.body
-        await await_for(lambda: len(first.frames) >= 5, 30, what="the admitted viewer still watches")
+        await await_for(
+            lambda: len(first.frames) >= 5, 30, what="the admitted viewer still watches"
+        )
         metrics = (await http.get("/metrics")).text
         assert 'vitrine_rtc_rejected_total{reason="capacity"} 1.0' in metrics
         assert "vitrine_rtc_viewers 1.0" in metrics
@@ -143,12 +175,20 @@ async def test_whip_options_patch_and_links(server: LiveServer, world: dict[str,
         host = Host(audio=False)
         conn = await host.publish(http, sid, token)
         frag = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
-        headers = {"content-type": "application/trickle-ice-sdpfrag", "if-match": conn.etag, **bearer(token)}
+        headers = {
+            "content-type": "application/trickle-ice-sdpfrag",
+            "if-match": conn.etag,
+            **bearer(token),
+        }
         r = await http.patch(conn.location, content=frag, headers=headers)
         assert r.status_code == 204, r.text
-        r = await http.patch(conn.location, content=frag, headers={**headers, "if-match": '"stale"'})
+        r = await http.patch(
+            conn.location, content=frag, headers={**headers, "if-match": '"stale"'}
+        )
         assert r.status_code == 412
-        r = await http.patch(conn.location, content="a=ice-ufrag:abcd\r\na=ice-pwd:x\r\n", headers=headers)
+        r = await http.patch(
+            conn.location, content="a=ice-ufrag:abcd\r\na=ice-pwd:x\r\n", headers=headers
+        )
         assert r.status_code == 422 and r.json()["error"] == "ice_restart_unsupported"
         r = await http.options(conn.location)
         assert r.status_code == 204 and "DELETE" in r.headers["allow"]
@@ -183,8 +223,9 @@ def test_ice_servers_setting() -> None:
         ice_servers("{")
 
 
-async def test_ice_ports_stay_in_the_configured_range(sqlite_url: str,
-                                                      make_settings: Callable[..., Settings]) -> None:
+async def test_ice_ports_stay_in_the_configured_range(
+    sqlite_url: str, make_settings: Callable[..., Settings]
+) -> None:
     from tests.conftest import ADMIN_TOKEN
     from tests.support.factory import build_world
     from tests.support.server import thread_server
@@ -197,6 +238,10 @@ async def test_ice_ports_stay_in_the_configured_range(sqlite_url: str,
         host = Host(audio=False)
         async with server.aclient() as http:
             conn = await host.publish(http, sid, token)
-        ports = [int(line.split()[5]) for line in conn.answer.splitlines() if line.startswith("a=candidate:")]
+        ports = [
+            int(line.split()[5])
+            for line in conn.answer.splitlines()
+            if line.startswith("a=candidate:")
+        ]
         assert ports and all(low <= p <= low + 19 for p in ports), ports
         await host.pc.close()  # type: ignore[union-attr]

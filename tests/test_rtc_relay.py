@@ -29,7 +29,9 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(database_url, relay_workers=1)  # one process; tests/test_rtc_workers.py has two
+    return make_settings(
+        database_url, relay_workers=1
+    )  # one process; tests/test_rtc_workers.py has two
 
 
 def clip(codec: str = "vp8") -> list[bytes]:
@@ -49,8 +51,13 @@ class Host:
     async def publish(self, http: httpx.AsyncClient, session_id: str, token: str) -> Connection:
         self.pc = pc = peer()
         t = pc.addTransceiver(self.video, direction="sendonly")
-        t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                               if c.mimeType.lower() in (f"video/{self.codec}", "video/rtx")])
+        t.setCodecPreferences(
+            [
+                c
+                for c in RTCRtpSender.getCapabilities("video").codecs
+                if c.mimeType.lower() in (f"video/{self.codec}", "video/rtx")
+            ]
+        )
         honour_keyframe_requests(t.sender, self.video)
         if self.audio is not None:
             pc.addTransceiver(self.audio, direction="sendonly")
@@ -70,15 +77,22 @@ class Watcher:
         self.conn: Connection | None = None
         self.tasks: list[asyncio.Task[Any]] = []
 
-    async def watch(self, http: httpx.AsyncClient, session_id: str, token: str | None,
-                    kinds: tuple[str, ...] = ("video", "audio")) -> Connection:
+    async def watch(
+        self,
+        http: httpx.AsyncClient,
+        session_id: str,
+        token: str | None,
+        kinds: tuple[str, ...] = ("video", "audio"),
+    ) -> Connection:
         self.pc = pc = peer()
         for kind in kinds:
             t = pc.addTransceiver(kind, direction="recvonly")
             if not self.decode:
                 hooks.tap_receiver(t.receiver, self._sink(kind), lambda: None)
         if self.decode:
-            pc.on("track", lambda track: self.tasks.append(asyncio.ensure_future(self._read(track))))
+            pc.on(
+                "track", lambda track: self.tasks.append(asyncio.ensure_future(self._read(track)))
+            )
         self.conn = await negotiate(http, f"/whep/{session_id}", pc, token)
         return self.conn
 
@@ -88,6 +102,7 @@ class Watcher:
                 self.frames.append(frame.data)
             else:
                 self.audio_frames += 1
+
         return sink
 
     async def _read(self, track: Any) -> None:
@@ -117,12 +132,16 @@ async def close_all(host: Host, *watchers: Watcher) -> None:
 
 
 async def join(http: httpx.AsyncClient, session_id: str, invite: str | None = None) -> str:
-    r = await http.post(f"/api/sessions/{session_id}/viewers", json={"invite": invite} if invite else {})
+    r = await http.post(
+        f"/api/sessions/{session_id}/viewers", json={"invite": invite} if invite else {}
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
 
 
-async def test_viewers_receive_the_hosts_exact_frames(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_viewers_receive_the_hosts_exact_frames(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     host = Host("vp8")
     watchers = [Watcher(), Watcher(), Watcher(decode=True)]
@@ -131,7 +150,9 @@ async def test_viewers_receive_the_hosts_exact_frames(server: LiveServer, world:
         assert conn.location.startswith(f"/whip/{sid}/") and conn.etag
         for w in watchers:
             await w.watch(http, sid, await join(http, sid))
-        await await_for(lambda: all(len(w.frames) >= 40 for w in watchers[:2]), 30, what="forwarded frames")
+        await await_for(
+            lambda: all(len(w.frames) >= 40 for w in watchers[:2]), 30, what="forwarded frames"
+        )
         await await_for(lambda: watchers[2].decoded >= 20, 30, what="decoded frames")
         await await_for(lambda: all(w.audio_frames >= 20 for w in watchers), 30, what="audio")
         published = set(host.video.sent)
@@ -140,21 +161,29 @@ async def test_viewers_receive_the_hosts_exact_frames(server: LiveServer, world:
             assert all(f in published for f in w.frames), "forwarded bytes equal the encoded bytes"
         r = await http.get(f"/api/sessions/{sid}", headers={"authorization": f"Bearer {token}"})
         assert r.json()["status"] == "live"
-        stats = (await http.get(f"/api/sessions/{sid}/stream", headers={"authorization": f"Bearer {token}"})).json()
+        stats = (
+            await http.get(
+                f"/api/sessions/{sid}/stream", headers={"authorization": f"Bearer {token}"}
+            )
+        ).json()
         assert stats["viewers"]["count"] == 3
         assert stats["publisher"]["width"] == 320 and stats["publisher"]["height"] == 240
         assert stats["publisher"]["codecs"]["video"] == "video/VP8"
         await close_all(host, *watchers)
 
 
-async def test_late_joiner_starts_on_a_fresh_keyframe(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_late_joiner_starts_on_a_fresh_keyframe(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     host = Host("vp8", audio=False)
     first, late = Watcher(), Watcher(decode=True)
     async with server.aclient() as http:
         await host.publish(http, sid, token)
         await first.watch(http, sid, await join(http, sid))
-        await await_for(lambda: len(first.frames) >= 45, 30, what="first viewer frames")  # past the clip's start
+        await await_for(
+            lambda: len(first.frames) >= 45, 30, what="first viewer frames"
+        )  # past the clip's start
         forced = host.video.keyframes_forced
         await late.watch(http, sid, await join(http, sid), kinds=("video",))
         await await_for(lambda: late.decoded >= 1, 30, what="late joiner's first frame")
@@ -170,7 +199,9 @@ async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str
         await host.publish(http, sid, token)
         await tap.watch(http, sid, None, kinds=("video",))
         await dec.watch(http, sid, None, kinds=("video",))
-        await await_for(lambda: len(tap.frames) >= 20 and dec.decoded >= 10, 30, what="H.264 frames")
+        await await_for(
+            lambda: len(tap.frames) >= 20 and dec.decoded >= 10, 30, what="H.264 frames"
+        )
         assert is_keyframe("video/H264", tap.frames[0])
         # Annex B start codes are framing (RTP carries bare NAL units): compare the NAL units
         published = {tuple(nal_units(f)) for f in host.video.sent}
@@ -199,7 +230,9 @@ async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str,
         before = watcher.decoded
         second = Host("vp8")
         await second.publish(http, sid, token)
-        await await_for(lambda: watcher.decoded >= before + 20, 30, what="frames after the host is back")
+        await await_for(
+            lambda: watcher.decoded >= before + 20, 30, what="frames after the host is back"
+        )
         await room.wait_type("status", status="live", host="back")
         await room.close()
         assert watcher.pc is not None and watcher.pc.connectionState == "connected"
@@ -210,8 +243,9 @@ async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str,
         await second.pc.close()
 
 
-async def test_host_may_replace_own_connection_but_others_get_409(server: LiveServer,
-                                                                  world: dict[str, Any]) -> None:
+async def test_host_may_replace_own_connection_but_others_get_409(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     async with server.aclient() as http:
         a = Host("vp8", audio=False)
@@ -221,10 +255,18 @@ async def test_host_may_replace_own_connection_but_others_get_409(server: LiveSe
             await b.publish(http, sid, world["admin"])  # staff, while the host is live
         assert err.value.status == 409 and '"already_publishing"' in err.value.body
         c = Host("vp8", audio=False)
-        await c.publish(http, sid, token)  # the host again (a lost tab): replaces the old connection
+        await c.publish(
+            http, sid, token
+        )  # the host again (a lost tab): replaces the old connection
         assert a.pc is not None
-        await await_for(lambda: a.pc.connectionState == "closed" or a.pc.iceConnectionState == "closed"
-                        or server.app.state.relay.publishers[sid].pc is not None, 10)
+        await await_for(
+            lambda: (
+                a.pc.connectionState == "closed"
+                or a.pc.iceConnectionState == "closed"
+                or server.app.state.relay.publishers[sid].pc is not None
+            ),
+            10,
+        )
         assert server.app.state.relay.publishers[sid].id in c.conn.location  # type: ignore[union-attr]
         r = await http.delete(c.conn.location)  # type: ignore[union-attr]
         assert r.status_code == 401, "only the host or staff may stop publishing"
@@ -244,15 +286,20 @@ async def test_leaving_frees_every_resource(server: LiveServer, world: dict[str,
         await host.publish(http, sid, token)
         for w in (stays, leaves, closes):
             await w.watch(http, sid, None)
-        await await_for(lambda: all(len(w.frames) >= 5 for w in (stays, leaves, closes)), 30, what="frames")
+        await await_for(
+            lambda: all(len(w.frames) >= 5 for w in (stays, leaves, closes)), 30, what="frames"
+        )
         peers = {p.id: p for p in relay.peers.values() if p.kind == "viewer"}
         assert len(peers) == 3
         r = await http.delete(leaves.conn.location)  # type: ignore[union-attr]
         assert r.status_code == 200
         assert (await http.delete(leaves.conn.location)).status_code == 404  # type: ignore[union-attr]
         await closes.pc.close()  # type: ignore[union-attr]  # a closed tab: no DELETE
-        await await_for(lambda: sum(1 for p in relay.peers.values() if p.kind == "viewer") == 1, 30,
-                        what="closed viewers released")
+        await await_for(
+            lambda: sum(1 for p in relay.peers.values() if p.kind == "viewer") == 1,
+            30,
+            what="closed viewers released",
+        )
         broadcast = relay.broadcasts[sid]
         assert sum(len(t) for t in broadcast.tracks.values()) == 2  # one viewer: video + audio
         for pid, p in peers.items():
@@ -260,14 +307,20 @@ async def test_leaving_frees_every_resource(server: LiveServer, world: dict[str,
                 assert p.pc.connectionState == "closed"
                 assert all(t.readyState == "ended" for t in p.tracks.values())
         count = len(stays.frames)
-        await await_for(lambda: len(stays.frames) > count + 10, 30, what="the remaining viewer keeps watching")
+        await await_for(
+            lambda: len(stays.frames) > count + 10, 30, what="the remaining viewer keeps watching"
+        )
         await stays.close()
         await leaves.close()
         await host.pc.close()  # type: ignore[union-attr]
-        await await_for(lambda: not relay.peers and not relay.broadcasts, 30, what="everything released")
+        await await_for(
+            lambda: not relay.peers and not relay.broadcasts, 30, what="everything released"
+        )
 
 
-async def test_ending_the_session_stops_the_stream(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_ending_the_session_stops_the_stream(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     relay = server.app.state.relay
     host = Host("vp8", audio=False)
@@ -276,11 +329,18 @@ async def test_ending_the_session_stops_the_stream(server: LiveServer, world: di
         await host.publish(http, sid, token)
         await watcher.watch(http, sid, None, kinds=("video",))
         await await_for(lambda: len(watcher.frames) >= 5, 30, what="frames")
-        r = await http.post(f"/api/sessions/{sid}/end", headers={"authorization": f"Bearer {token}"})
+        r = await http.post(
+            f"/api/sessions/{sid}/end", headers={"authorization": f"Bearer {token}"}
+        )
         assert r.status_code == 200
-        await await_for(lambda: not relay.peers and sid not in relay.broadcasts, 30, what="the stream stopped")
-        await await_for(lambda: watcher.pc.connectionState == "closed", 30,  # type: ignore[union-attr]
-                        what="the viewer's connection closed")
+        await await_for(
+            lambda: not relay.peers and sid not in relay.broadcasts, 30, what="the stream stopped"
+        )
+        await await_for(
+            lambda: watcher.pc.connectionState == "closed",
+            30,  # type: ignore[union-attr]
+            what="the viewer's connection closed",
+        )
         again = Host("vp8", audio=False)
         with pytest.raises(WhipError) as err:
             await again.publish(http, sid, token)

@@ -31,7 +31,9 @@ async def test_a_slow_viewer_skips_to_the_next_keyframe() -> None:
     f = frame(False, 5)
     track.push(f, Outgoing(f, [b"p"]))  # the queue overflows: drop it all, wait for a keyframe
     assert track.queued == 0 and track.waiting_keyframe and track.overflows == 1
-    assert overflows == [], "not sending yet: the keyframe is asked for once the viewer is connected"
+    assert overflows == [], (
+        "not sending yet: the keyframe is asked for once the viewer is connected"
+    )
     f = frame(False, 6)
     track.push(f, Outgoing(f, [b"p"]))
     assert track.queued == 0
@@ -55,7 +57,9 @@ async def test_keyframe_requests_are_coalesced() -> None:
         b.request_keyframe("join")
     await asyncio.sleep(0)
     assert len(sent) == 1
-    b.ingest("video", "video/VP8", object(), 0, b"\x00\x00\x00\x9d\x01\x2a\x40\x01\xf0\x00")  # the keyframe
+    b.ingest(
+        "video", "video/VP8", object(), 0, b"\x00\x00\x00\x9d\x01\x2a\x40\x01\xf0\x00"
+    )  # the keyframe
     b.request_keyframe("viewer")  # within a second of the last request: deferred, not dropped
     b.request_keyframe("viewer")
     await asyncio.sleep(0)
@@ -72,7 +76,9 @@ def test_timestamps_continue_across_a_new_publisher() -> None:
     first, second = object(), object()
     for ts in (0, 3000, 6000):
         b.ingest("video", "video/VP8", first, ts, b"\x01")
-    b.ingest("video", "video/VP8", second, 0, b"\x00")  # the host is back, its clock starts again at 0
+    b.ingest(
+        "video", "video/VP8", second, 0, b"\x00"
+    )  # the host is back, its clock starts again at 0
     b.ingest("video", "video/VP8", second, 3000, b"\x01")
     assert got[:3] == [0, 3000, 6000]
     assert got[3] > 6000 and got[4] - got[3] == 3000
@@ -84,7 +90,10 @@ def test_bitstream_headers() -> None:
         assert is_keyframe(name, clip[0]) and not is_keyframe(name, clip[1])
         assert picture_size(name, clip[0]) == (352, 288)
         assert picture_size(name, clip[1]) is None
-    assert not is_keyframe("video/H264", b"") and picture_size("video/H264", b"\x00\x00\x01\x67") is None
+    assert (
+        not is_keyframe("video/H264", b"")
+        and picture_size("video/H264", b"\x00\x00\x01\x67") is None
+    )
 
 
 def test_wire_frames_round_trip() -> None:

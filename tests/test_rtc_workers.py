@@ -22,7 +22,9 @@ def settings(database_url: str, make_settings: Callable[..., Settings]) -> Setti
     return make_settings(database_url, relay_workers=2)
 
 
-async def test_worker_serves_viewers_from_the_origins_feed(server: LiveServer, world: dict[str, Any]) -> None:
+async def test_worker_serves_viewers_from_the_origins_feed(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
     relay = server.app.state.relay
     auth = {"authorization": f"Bearer {token}"}
@@ -30,16 +32,22 @@ async def test_worker_serves_viewers_from_the_origins_feed(server: LiveServer, w
     watchers = [Watcher(), Watcher(), Watcher(decode=True), Watcher()]
     async with server.aclient() as http:
         await host.publish(http, sid, token)
-        await await_for(lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link")
+        await await_for(
+            lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link"
+        )
         for w in watchers:
             await w.watch(http, sid, await join(http, sid))
         assert len(relay.remote) == 2, "viewers are spread over the two processes"
-        await await_for(lambda: all(len(w.frames) >= 30 for w in watchers if not w.decode), 30, what="frames")
+        await await_for(
+            lambda: all(len(w.frames) >= 30 for w in watchers if not w.decode), 30, what="frames"
+        )
         await await_for(lambda: watchers[2].decoded >= 10, 30, what="decoded frames")
         published = set(host.video.sent)
         for w in watchers:
             if not w.decode:
-                assert all(f in published for f in w.frames), "forwarded bytes equal the encoded bytes"
+                assert all(f in published for f in w.frames), (
+                    "forwarded bytes equal the encoded bytes"
+                )
         stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
         assert stats["viewers"]["count"] == 4 and stats["workers"] == 2
         assert {i["worker"] for i in stats["viewers"]["items"]} == {0, 1}
@@ -50,8 +58,15 @@ async def test_worker_serves_viewers_from_the_origins_feed(server: LiveServer, w
         counts = [len(w.frames) for w in watchers]
         again = Host("vp8")
         await again.publish(http, sid, token)
-        await await_for(lambda: all(len(w.frames) > c + 20 for w, c in zip(watchers, counts, strict=True)
-                                    if not w.decode), 30, what="frames after the host is back")
+        await await_for(
+            lambda: all(
+                len(w.frames) > c + 20
+                for w, c in zip(watchers, counts, strict=True)
+                if not w.decode
+            ),
+            30,
+            what="frames after the host is back",
+        )
 
         # leaving a worker's viewer releases it there and here
         remote = next(w for w in watchers if any(r in w.conn.location for r in relay.remote))  # type: ignore[union-attr]
@@ -61,7 +76,9 @@ async def test_worker_serves_viewers_from_the_origins_feed(server: LiveServer, w
         for w in watchers:
             await w.close()
         await again.pc.close()  # type: ignore[union-attr]
-        await await_for(lambda: not relay.remote and not relay.peers, 40, what="all viewers released")
+        await await_for(
+            lambda: not relay.remote and not relay.peers, 40, what="all viewers released"
+        )
 
 
 async def test_a_dead_worker_is_replaced(server: LiveServer, world: dict[str, Any]) -> None:
@@ -70,7 +87,9 @@ async def test_a_dead_worker_is_replaced(server: LiveServer, world: dict[str, An
     host = Host("vp8", audio=False)
     async with server.aclient() as http:
         await host.publish(http, sid, token)
-        await await_for(lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link")
+        await await_for(
+            lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link"
+        )
         local, remote = Watcher(), Watcher()
         await local.watch(http, sid, None, kinds=("video",))
         await remote.watch(http, sid, None, kinds=("video",))
@@ -82,7 +101,9 @@ async def test_a_dead_worker_is_replaced(server: LiveServer, world: dict[str, An
         await await_for(lambda: relay.pool.live_links(), 30, what="a new worker")
         assert relay.pool.respawned == 1
         count = len(local.frames)
-        await await_for(lambda: len(local.frames) > count + 10, 30, what="the origin's viewer keeps watching")
+        await await_for(
+            lambda: len(local.frames) > count + 10, 30, what="the origin's viewer keeps watching"
+        )
         again = Watcher()
         await again.watch(http, sid, None, kinds=("video",))
         assert len(relay.remote) == 1, "the new worker takes viewers"

@@ -17,7 +17,11 @@ def test_healthz_metrics_openapi(server: LiveServer) -> None:
         assert h.status_code == 200 and h.json()["checks"] == {"database": "ok", "bus": "ok"}
         m = c.get("/metrics")
         assert m.status_code == 200 and "text/plain" in m.headers["content-type"]
-        for name in ("vitrine_http_requests_total", "vitrine_ws_connections", "vitrine_sessions_live"):
+        for name in (
+            "vitrine_http_requests_total",
+            "vitrine_ws_connections",
+            "vitrine_sessions_live",
+        ):
             assert name in m.text
         spec = c.get("/openapi.json").json()
         assert spec["paths"]["/api/sessions"]["post"]["x-auth"] == "staff"
@@ -34,4 +38,9 @@ def test_json_log_lines_carry_extra_fields(caplog: pytest.LogCaptureFixture) -> 
     record = logging.LogRecord("vitrine.access", logging.INFO, __file__, 1, "request", (), None)
     record.path, record.status = "/x", 201
     line = orjson.loads(JsonFormatter().format(record))
-    assert line["msg"] == "request" and line["path"] == "/x" and line["status"] == 201 and line["level"] == "info"
+    assert (
+        line["msg"] == "request"
+        and line["path"] == "/x"
+        and line["status"] == 201
+        and line["level"] == "info"
+    )

@@ -17,10 +17,19 @@ from tests.support.server import LiveServer, thread_server
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
 PHONE = {"width": 375, "height": 812}
 
 
@@ -86,14 +95,20 @@ def test_signed_out_visitors_are_sent_to_login(web: LiveServer, w: dict[str, Any
         assert c.get("/watch/se_nope").status_code == 404
 
 
-def test_login_sets_a_strict_http_only_cookie(web: LiveServer, w: dict[str, Any], admin: str) -> None:
+def test_login_sets_a_strict_http_only_cookie(
+    web: LiveServer, w: dict[str, Any], admin: str
+) -> None:
     with plain(web) as c:
         r = c.post("/login", data={"token": "v1.forged.token", "next": "/dashboard"})
         assert r.status_code == 401 and "not valid" in r.text and "set-cookie" not in r.headers
         r = c.post("/login", data={"token": admin, "next": "/dashboard"})
         assert r.status_code == 303 and r.headers["location"] == "/dashboard"
         cookie = r.headers["set-cookie"]
-        assert cookie.startswith("vitrine_staff=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert (
+            cookie.startswith("vitrine_staff=")
+            and "HttpOnly" in cookie
+            and "SameSite=strict" in cookie
+        )
         assert "Secure" not in cookie  # plain HTTP here; Secure behind HTTPS
         page = c.get("/dashboard")
         assert page.status_code == 200 and 'data-role="admin"' in page.text
@@ -115,12 +130,20 @@ def test_login_refuses_cross_site_posts_and_foreign_redirects(web: LiveServer, a
     with plain(web) as c:
         r = c.post("/login", data={"token": admin}, headers={"origin": "https://evil.example"})
         assert r.status_code == 403 and "set-cookie" not in r.headers
-        for target in ("//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:alert(1)"):
+        for target in (
+            "//evil.example/x",
+            "https://evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+        ):
             r = c.post("/login", data={"token": admin, "next": target}, headers={"origin": web.url})
             assert r.headers["location"] == "/dashboard", target
         assert c.post("/logout", headers={"origin": "https://evil.example"}).status_code == 403
-        r = c.post("/login", content=b"token=" + b"x" * 10000,
-                   headers={"content-type": "application/x-www-form-urlencoded"})
+        r = c.post(
+            "/login",
+            content=b"token=" + b"x" * 10000,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         assert r.status_code == 413
 
 
@@ -130,7 +153,11 @@ def test_studio_link_signs_the_host_in(web: LiveServer, w: dict[str, Any]) -> No
         r = c.get(f"/studio/{pub['id']}?token={pub['host_token']}")
         assert r.status_code == 303 and r.headers["location"] == f"/studio/{pub['id']}"
         cookie = r.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and f"Path=/studio/{pub['id']}" in cookie
+        assert (
+            "HttpOnly" in cookie
+            and "SameSite=strict" in cookie
+            and f"Path=/studio/{pub['id']}" in cookie
+        )
         page = c.get(f"/studio/{pub['id']}")
         assert page.status_code == 200 and f'data-token="{pub["host_token"]}"' in page.text
         assert page.headers["cache-control"] == "no-store"
@@ -164,15 +191,29 @@ def test_studio_for_signed_in_staff(web: LiveServer, w: dict[str, Any]) -> None:
 def test_pages_carry_csp_and_escape_text(web: LiveServer, w: dict[str, Any], admin: str) -> None:
     evil = '<img src=x onerror="alert(1)">&"\''
     with web.client(admin) as c:
-        s = c.post("/api/sessions", json={"title": evil, "kind": "public", "store_id": w["store"]["id"],
-                                          "host_id": w["associate"]["id"]}).json()
+        s = c.post(
+            "/api/sessions",
+            json={
+                "title": evil,
+                "kind": "public",
+                "store_id": w["store"]["id"],
+                "host_id": w["associate"]["id"],
+            },
+        ).json()
     with plain(web) as c:
         r = c.get(f"/watch/{s['id']}")
         csp = r.headers["content-security-policy"]
-        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert (
+            "script-src 'self'" in csp
+            and "unsafe-inline" not in csp
+            and "frame-ancestors 'none'" in csp
+        )
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "same-origin"
-        assert "<img src=x" not in r.text and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" in r.text
+        assert (
+            "<img src=x" not in r.text
+            and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" in r.text
+        )
         assert "<script>" not in r.text  # no inline scripts: only module files
         host = web.url.removeprefix("http://")
         assert f"connect-src 'self' ws://{host} wss://{host};" in csp
@@ -189,17 +230,28 @@ def test_static_files(web: LiveServer) -> None:
         r = c.get("/static/vendor/chartjs/chart.umd.min.js")
         assert r.status_code == 200 and "Chart.js v4" in r.text[:200]
         assert c.get("/static/vendor/chartjs/LICENSE.md").status_code == 200
-        for bad in ("/static/../component.py", "/static/%2e%2e/component.py", "/static/js/nope.js", "/static/"):
+        for bad in (
+            "/static/../component.py",
+            "/static/%2e%2e/component.py",
+            "/static/js/nope.js",
+            "/static/",
+        ):
             assert c.get(bad).status_code == 404, bad
 
 
-def test_phone_layout_login_and_private_invite(web: LiveServer, w: dict[str, Any], admin: str) -> None:
+def test_phone_layout_login_and_private_invite(
+    web: LiveServer, w: dict[str, Any], admin: str
+) -> None:
     """375-px pages fit the screen, run without CSP violations, and the private page asks for the invite."""
     priv = w["private"]["id"]
     with web.client(admin) as c:
-        invite = c.post(f"/api/sessions/{priv}/invites", json={"client_ids": [w["clients"][0]["id"]]}).json()[0]
+        invite = c.post(
+            f"/api/sessions/{priv}/invites", json={"client_ids": [w["clients"][0]["id"]]}
+        ).json()[0]
     with chromium() as browser:
-        ctx = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+        ctx = browser.new_context(
+            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
         page = ctx.new_page()
         errors = watch_console(page)
         page.goto(f"{web.url}/login?next=/dashboard")
@@ -212,7 +264,10 @@ def test_phone_layout_login_and_private_invite(web: LiveServer, w: dict[str, Any
         page.click("button[type=submit]")
         page.wait_for_url(f"{web.url}/dashboard")
         cookies = {c["name"]: c for c in ctx.cookies()}
-        assert cookies["vitrine_staff"]["httpOnly"] and cookies["vitrine_staff"]["sameSite"] == "Strict"
+        assert (
+            cookies["vitrine_staff"]["httpOnly"]
+            and cookies["vitrine_staff"]["sameSite"] == "Strict"
+        )
         assert page.evaluate("document.cookie") == ""
 
         viewer = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
@@ -239,9 +294,16 @@ def test_preshow_countdown_and_ended_pages(web: LiveServer, w: dict[str, Any], a
     import time
 
     with web.client(admin) as c:
-        later = c.post("/api/sessions", json={"title": "Wednesday 19:00 series", "kind": "public",
-                                              "store_id": w["store"]["id"], "host_id": w["associate"]["id"],
-                                              "scheduled_at": int(time.time() * 1000) + 2 * 3600 * 1000}).json()
+        later = c.post(
+            "/api/sessions",
+            json={
+                "title": "Wednesday 19:00 series",
+                "kind": "public",
+                "store_id": w["store"]["id"],
+                "host_id": w["associate"]["id"],
+                "scheduled_at": int(time.time() * 1000) + 2 * 3600 * 1000,
+            },
+        ).json()
     with web.client(w["public"]["host_token"]) as host:
         assert host.post(f"/api/sessions/{w['public']['id']}/end").status_code == 200
     with chromium() as browser:

@@ -23,8 +23,16 @@ from web.pages import SECURITY_HEADERS, message, redirect, render
 
 STATIC = (Path(__file__).parent / "static").resolve()
 LOGIN_BODY_LIMIT = 8192
-TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
-         ".png": "image/png", ".ico": "image/x-icon", ".json": "application/json", ".md": "text/plain"}
+TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".md": "text/plain",
+}
 
 
 def _ice(request: Request) -> str:
@@ -73,29 +81,48 @@ async def login_page(request: Request) -> Response:
     return render("login.html", next=nxt, error="", private=True)
 
 
-@doc("Sign in with form field `token`: sets the HTTP-only staff cookie and redirects to `next`",
-     tag="pages", responses={303: "signed in", 401: "invalid token", 403: "cross-site post"})
+@doc(
+    "Sign in with form field `token`: sets the HTTP-only staff cookie and redirects to `next`",
+    tag="pages",
+    responses={303: "signed in", 401: "invalid token", 403: "cross-site post"},
+)
 async def login_submit(request: Request) -> Response:
     if not signin.same_origin(request):
-        return message("Sign-in refused", "This form was posted from another site.", 403, link="/login",
-                       link_text="Sign in")
+        return message(
+            "Sign-in refused",
+            "This form was posted from another site.",
+            403,
+            link="/login",
+            link_text="Sign in",
+        )
     try:
         raw = await read_body(request, LOGIN_BODY_LIMIT)
     except PayloadTooLarge:
-        return message("Sign-in refused", "The form is too large.", 413, link="/login", link_text="Sign in")
+        return message(
+            "Sign-in refused", "The form is too large.", 413, link="/login", link_text="Sign in"
+        )
     form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
     token = (form.get("token") or [""])[0].strip()
     nxt = (form.get("next") or [""])[0]
     who = signin.read_token(signin.tokens_of(request), token)
     if not isinstance(who, Staff | Host):
-        return render("login.html", 401, next=signin.safe_next(nxt),
-                      error="This token is not valid or has expired.", private=True)
+        return render(
+            "login.html",
+            401,
+            next=signin.safe_next(nxt),
+            error="This token is not valid or has expired.",
+            private=True,
+        )
     resp = redirect(signin.safe_next(nxt, signin.landing(who)))
     signin.set_staff_cookie(request, resp, token)
     return resp
 
 
-@doc("Sign out: clears the staff cookie", tag="pages", responses={303: "signed out", 403: "cross-site post"})
+@doc(
+    "Sign out: clears the staff cookie",
+    tag="pages",
+    responses={303: "signed out", 403: "cross-site post"},
+)
 async def logout(request: Request) -> Response:
     if not signin.same_origin(request):
         return message("Sign-out refused", "This form was posted from another site.", 403)
@@ -104,8 +131,12 @@ async def logout(request: Request) -> Response:
     return resp
 
 
-@doc("The host's studio (camera, go live, products, questions, chat, counters); `?token=` signs the host in",
-     tag="pages", auth="host or staff", responses={303: "sign in first", 403: "not this session's host"})
+@doc(
+    "The host's studio (camera, go live, products, questions, chat, counters); `?token=` signs the host in",
+    tag="pages",
+    auth="host or staff",
+    responses={303: "sign in first", 403: "not this session's host"},
+)
 async def studio(request: Request) -> Response:
     sid = request.path_params["id"]
     sess = await _session(request)
@@ -116,8 +147,13 @@ async def studio(request: Request) -> Response:
     if link_token is not None:
         who = signin.read_token(tokens, link_token)
         if not (isinstance(who, Host) and who.session_id == sid):
-            return message("Studio link not valid", "This studio link is not valid or has expired.", 403,
-                           link="/login", link_text="Sign in")
+            return message(
+                "Studio link not valid",
+                "This studio link is not valid or has expired.",
+                403,
+                link="/login",
+                link_text="Sign in",
+            )
         resp = redirect(f"/studio/{sid}")
         signin.set_host_cookie(request, resp, sid, link_token)
         return resp
@@ -125,11 +161,25 @@ async def studio(request: Request) -> Response:
     if signed is None:
         return _login_redirect(request)
     if not signin.may_host(signed.who, sid, sess.host_id):
-        return message("Not your studio", "Only this session's host may open its studio.", 403,
-                       link="/dashboard", link_text="Dashboard")
+        return message(
+            "Not your studio",
+            "Only this session's host may open its studio.",
+            403,
+            link="/dashboard",
+            link_text="Dashboard",
+        )
     host_token = signed.token if isinstance(signed.who, Host) else tokens.host(sid, sess.host_id)
-    return render("studio.html", private=True, session_id=sid, title=sess.title, kind=sess.kind,
-                  status=sess.status, token=host_token, ice=_ice(request), connect=_ws_sources(request))
+    return render(
+        "studio.html",
+        private=True,
+        session_id=sid,
+        title=sess.title,
+        kind=sess.kind,
+        status=sess.status,
+        token=host_token,
+        ice=_ice(request),
+        connect=_ws_sources(request),
+    )
 
 
 @doc("The viewer's live page (joins by itself; private sessions need `?invite=`)", tag="pages")
@@ -137,12 +187,23 @@ async def watch(request: Request) -> Response:
     sess = await _session(request)
     if sess is None:
         return _no_session()
-    return render("watch.html", private=True, session_id=sess.id, title=sess.title, kind=sess.kind,
-                  ice=_ice(request), connect=_ws_sources(request))
+    return render(
+        "watch.html",
+        private=True,
+        session_id=sess.id,
+        title=sess.title,
+        kind=sess.kind,
+        ice=_ice(request),
+        connect=_ws_sources(request),
+    )
 
 
-@doc("The marketer's dashboard: sessions, reach against conversion, private vs public, funnels",
-     tag="pages", auth="staff", responses={303: "sign in first"})
+@doc(
+    "The marketer's dashboard: sessions, reach against conversion, private vs public, funnels",
+    tag="pages",
+    auth="staff",
+    responses={303: "sign in first"},
+)
 async def dashboard(request: Request) -> Response:
     signed = signin.staff_cookie(request)
     if signed is None or not isinstance(signed.who, Staff):
@@ -150,17 +211,27 @@ async def dashboard(request: Request) -> Response:
     return render("dashboard.html", private=True, role=signed.who.role)
 
 
-@doc("Static files of the pages (scripts, styles, vendored libraries)", tag="pages", responses={404: "none"})
+@doc(
+    "Static files of the pages (scripts, styles, vendored libraries)",
+    tag="pages",
+    responses={404: "none"},
+)
 async def static(request: Request) -> Response:
     rel = request.path_params["path"]
     try:  # a name too long, a NUL byte: the OS or pathlib refuse it, which is "no such file"
         path = (STATIC / rel).resolve()
-        found = path.is_relative_to(STATIC) and path.is_file() and not any(p.startswith(".") for p in path.parts)
+        found = (
+            path.is_relative_to(STATIC)
+            and path.is_file()
+            and not any(p.startswith(".") for p in path.parts)
+        )
     except (OSError, ValueError):
         found = False
     if not found:
         raise NotFound("no such file", code="not_found")
-    ctype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    ctype = (
+        TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
     headers = {"cache-control": "no-cache", "x-content-type-options": "nosniff"}
     if path.suffix == ".html":
         headers.update(SECURITY_HEADERS)

@@ -50,8 +50,9 @@ def csp(connect: str = "") -> str:
     return "; ".join(f"{d} {connect}" if d.startswith("connect-src") else d for d in CSP_DIRECTIVES)
 
 
-def render(name: str, http_status: int = 200, /, *, private: bool = False, connect: str = "",
-           **values: str) -> HTMLResponse:
+def render(
+    name: str, http_status: int = 200, /, *, private: bool = False, connect: str = "", **values: str
+) -> HTMLResponse:
     """Render ``templates/<name>``; every value is HTML-escaped."""
     body = _template(name).substitute({k: html.escape(v, quote=True) for k, v in values.items()})
     headers = dict(SECURITY_HEADERS)
@@ -60,10 +61,17 @@ def render(name: str, http_status: int = 200, /, *, private: bool = False, conne
     return HTMLResponse(body, status_code=http_status, headers=headers)
 
 
-def message(title: str, text: str, http_status: int, *, link: str = "/", link_text: str = "Home") -> HTMLResponse:
-    return render("message.html", http_status, title=title, text=text, link=link, link_text=link_text)
+def message(
+    title: str, text: str, http_status: int, *, link: str = "/", link_text: str = "Home"
+) -> HTMLResponse:
+    return render(
+        "message.html", http_status, title=title, text=text, link=link, link_text=link_text
+    )
 
 
 def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store",
-                                                           "referrer-policy": "same-origin"})
+    return RedirectResponse(
+        url,
+        status_code=303,
+        headers={"cache-control": "no-store", "referrer-policy": "same-origin"},
+    )

@@ -63,19 +63,35 @@ def is_https(conn: HTTPConnection) -> bool:
 def set_staff_cookie(conn: HTTPConnection, resp: Response, token: str) -> None:
     tokens = tokens_of(conn)
     ttl = tokens.staff_ttl
-    resp.set_cookie(STAFF_COOKIE, tokens.cookie("staff", token, ttl), max_age=ttl, path="/",
-                    httponly=True, samesite="strict", secure=is_https(conn))
+    resp.set_cookie(
+        STAFF_COOKIE,
+        tokens.cookie("staff", token, ttl),
+        max_age=ttl,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=is_https(conn),
+    )
 
 
 def set_host_cookie(conn: HTTPConnection, resp: Response, session_id: str, token: str) -> None:
     tokens = tokens_of(conn)
     ttl = tokens.host_ttl
-    resp.set_cookie(HOST_COOKIE, tokens.cookie("host", token, ttl), max_age=ttl, path=f"/studio/{session_id}",
-                    httponly=True, samesite="strict", secure=is_https(conn))
+    resp.set_cookie(
+        HOST_COOKIE,
+        tokens.cookie("host", token, ttl),
+        max_age=ttl,
+        path=f"/studio/{session_id}",
+        httponly=True,
+        samesite="strict",
+        secure=is_https(conn),
+    )
 
 
 def clear_staff_cookie(conn: HTTPConnection, resp: Response) -> None:
-    resp.delete_cookie(STAFF_COOKIE, path="/", httponly=True, samesite="strict", secure=is_https(conn))
+    resp.delete_cookie(
+        STAFF_COOKIE, path="/", httponly=True, samesite="strict", secure=is_https(conn)
+    )
 
 
 def safe_next(target: str | None, default: str = "/dashboard") -> str:
@@ -83,7 +99,12 @@ def safe_next(target: str | None, default: str = "/dashboard") -> str:
     if not target or len(target) > 500:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+    ):
         return default
     if any(c in target for c in "\r\n\\"):
         return default

@@ -16,6 +16,8 @@ def make_providers(names: str, db: Database) -> dict[str, PaymentProvider]:
         if not name:
             continue
         if name not in known:
-            raise ConfigError(f"VITRINE_PAYMENT_PROVIDERS: unknown provider {name!r} (known: {', '.join(known)})")
+            raise ConfigError(
+                f"VITRINE_PAYMENT_PROVIDERS: unknown provider {name!r} (known: {', '.join(known)})"
+            )
         out[name] = known[name](db)
     return out

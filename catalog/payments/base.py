@@ -81,6 +81,7 @@ class LocalLedger(Protocol):
     commit transaction: the captured payment and the paid order are committed together, or neither is.
     A remote provider cannot, and goes through ``authorize`` and ``capture``."""
 
-    async def charge_in(self, conn: AsyncConnection, token: str, amount: int, currency: str, *,
-                        reference: str) -> Payment:
+    async def charge_in(
+        self, conn: AsyncConnection, token: str, amount: int, currency: str, *, reference: str
+    ) -> Payment:
         """Authorize and capture ``amount`` in the caller's transaction. Raises PaymentDeclined."""

@@ -50,8 +50,14 @@ METHOD_CACHE = 100_000
 
 
 def _payment(p: Any) -> Payment:
-    return Payment(id=p.id, reference=p.reference, amount=p.amount, currency=p.currency, status=p.status,
-                   refunded=p.refunded)
+    return Payment(
+        id=p.id,
+        reference=p.reference,
+        amount=p.amount,
+        currency=p.currency,
+        status=p.status,
+        refunded=p.refunded,
+    )
 
 
 class DemoProvider:
@@ -74,8 +80,15 @@ class DemoProvider:
             raise InvalidPaymentMethod("`payment.card_number` is not a valid card number")
         token, brand, outcome = new_id("pm_demo"), _brand(number), DECLINES.get(number, "approve")
         async with self.db.write() as s:
-            await (await s.connection()).execute(insert(METHODS).values(
-                token=token, brand=brand, last4=number[-4:], outcome=outcome, created_at=now_ms()))
+            await (await s.connection()).execute(
+                insert(METHODS).values(
+                    token=token,
+                    brand=brand,
+                    last4=number[-4:],
+                    outcome=outcome,
+                    created_at=now_ms(),
+                )
+            )
         self._remember(token, outcome)
         return PaymentMethod(self.name, token, f"{brand} •••• {number[-4:]}")
 
@@ -95,24 +108,51 @@ class DemoProvider:
         if outcome != "approve":
             raise PaymentDeclined(f"the card was declined ({outcome})")
 
-    async def _insert(self, conn: AsyncConnection, token: str, amount: int, currency: str, reference: str,
-                      status: str) -> Payment:
+    async def _insert(
+        self,
+        conn: AsyncConnection,
+        token: str,
+        amount: int,
+        currency: str,
+        reference: str,
+        status: str,
+    ) -> Payment:
         await self._approve(conn, token)
-        pay = Payment(id=new_id("py_demo"), reference=reference, amount=amount, currency=currency, status=status)
-        await conn.execute(insert(PAYMENTS).values(id=pay.id, reference=reference, token=token, amount=amount,
-                                                   currency=currency, status=status, refunded=0,
-                                                   created_at=now_ms()))
+        pay = Payment(
+            id=new_id("py_demo"),
+            reference=reference,
+            amount=amount,
+            currency=currency,
+            status=status,
+        )
+        await conn.execute(
+            insert(PAYMENTS).values(
+                id=pay.id,
+                reference=reference,
+                token=token,
+                amount=amount,
+                currency=currency,
+                status=status,
+                refunded=0,
+                created_at=now_ms(),
+            )
+        )
         return pay
 
-    async def charge_in(self, conn: AsyncConnection, token: str, amount: int, currency: str, *,
-                        reference: str) -> Payment:
+    async def charge_in(
+        self, conn: AsyncConnection, token: str, amount: int, currency: str, *, reference: str
+    ) -> Payment:
         return await self._insert(conn, token, amount, currency, reference, "captured")
 
     async def authorize(self, token: str, amount: int, currency: str, *, reference: str) -> Payment:
         try:
             async with self.db.write() as s:
-                return await self._insert(await s.connection(), token, amount, currency, reference, "authorized")
-        except IntegrityError:  # authorized before for this reference: the same payment, not a second one
+                return await self._insert(
+                    await s.connection(), token, amount, currency, reference, "authorized"
+                )
+        except (
+            IntegrityError
+        ):  # authorized before for this reference: the same payment, not a second one
             existing = await self.lookup(reference)
             if existing is None:
                 raise
@@ -121,8 +161,11 @@ class DemoProvider:
     async def _move(self, payment_id: str, frm: tuple[str, ...], to: str) -> Payment:
         async with self.db.write() as s:
             conn = await s.connection()
-            await conn.execute(update(PAYMENTS).where(PAYMENTS.c.id == payment_id, PAYMENTS.c.status.in_(frm))
-                               .values(status=to))
+            await conn.execute(
+                update(PAYMENTS)
+                .where(PAYMENTS.c.id == payment_id, PAYMENTS.c.status.in_(frm))
+                .values(status=to)
+            )
             pay = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.id == payment_id))).first()
         if pay is None:
             raise PaymentUnavailable(f"unknown payment {payment_id!r}")
@@ -142,14 +185,20 @@ class DemoProvider:
             if pay is None:
                 raise PaymentUnavailable(f"unknown payment {payment_id!r}")
             if pay.status not in ("captured", "refunded"):
-                raise Conflict(f"payment is {pay.status}; only captured payments are refunded",
-                               code="payment_state")
-            pay.refunded = min(pay.amount, pay.refunded + (pay.amount - pay.refunded if amount is None else amount))
+                raise Conflict(
+                    f"payment is {pay.status}; only captured payments are refunded",
+                    code="payment_state",
+                )
+            pay.refunded = min(
+                pay.amount, pay.refunded + (pay.amount - pay.refunded if amount is None else amount)
+            )
             if pay.refunded >= pay.amount:
                 pay.status = "refunded"
         return _payment(pay)
 
     async def lookup(self, reference: str) -> Payment | None:
         async with self.db.engine.connect() as conn:
-            pay = (await conn.execute(select(PAYMENTS).where(PAYMENTS.c.reference == reference))).first()
+            pay = (
+                await conn.execute(select(PAYMENTS).where(PAYMENTS.c.reference == reference))
+            ).first()
         return None if pay is None else _payment(pay)

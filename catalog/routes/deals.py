@@ -17,18 +17,28 @@ def _deals(request: Request) -> Deals:
     return request.app.state.deals  # type: ignore[no-any-return]
 
 
-@doc("Start a flash deal `{price, quantity, per_viewer_limit?, ends_at | duration_s, product_id?}` on the pinned "
-     "(or named) product; the room gets `deal_started`", auth="host or staff",
-     body={"type": "object", "required": ["price", "quantity"]},
-     responses={201: "started", 409: "nothing_pinned | deal_running | session_ended", 404: "product_not_found"})
+@doc(
+    "Start a flash deal `{price, quantity, per_viewer_limit?, ends_at | duration_s, product_id?}` on the pinned "
+    "(or named) product; the room gets `deal_started`",
+    auth="host or staff",
+    body={"type": "object", "required": ["price", "quantity"]},
+    responses={
+        201: "started",
+        409: "nothing_pinned | deal_running | session_ended",
+        404: "product_not_found",
+    },
+)
 async def start_deal(request: Request) -> Response:
     sid = request.path_params["id"]
     require_host_or_staff(request, sid)
     return JSON(await _deals(request).start(sid, await json_body(request)), status_code=201)
 
 
-@doc("End a deal now; the room gets `deal_ended` and the price reverts", auth="host or staff",
-     responses={404: "deal_not_found"})
+@doc(
+    "End a deal now; the room gets `deal_ended` and the price reverts",
+    auth="host or staff",
+    responses={404: "deal_not_found"},
+)
 async def end_deal(request: Request) -> Response:
     sid = request.path_params["id"]
     require_host_or_staff(request, sid)

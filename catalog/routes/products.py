@@ -16,45 +16,85 @@ from live.http import JSON, json_body
 from live.sessions import can_see_private, ensure_session
 
 _OBJ = {"type": "object"}
-_VARIANT = {"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"},
-                                             "size": {"type": "string"}, "colour": {"type": "string"},
-                                             "price": {"type": "integer"}}}
+_VARIANT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "sku": {"type": "string"},
+        "size": {"type": "string"},
+        "colour": {"type": "string"},
+        "price": {"type": "integer"},
+    },
+}
 
 
-@doc("List products (`?store_id=`: that store's and brand-wide products, with the store's stock)", auth="staff")
+@doc(
+    "List products (`?store_id=`: that store's and brand-wide products, with the store's stock)",
+    auth="staff",
+)
 async def list_products(request: Request) -> Response:
     require_staff(request)
-    return JSON(await products.list_products(request.app.state.db, store_id=request.query_params.get("store_id")))
+    return JSON(
+        await products.list_products(
+            request.app.state.db, store_id=request.query_params.get("store_id")
+        )
+    )
 
 
-@doc("Create a product `{title, price, currency, store_id?, description?, images?, variants?: [{size, colour, "
-     "sku, price?}]}`; without variants it gets one", auth="staff",
-     body={"type": "object", "required": ["title", "price", "currency"],
-           "properties": {"variants": {"type": "array", "items": _VARIANT},
-                          "images": {"type": "array", "items": {"type": "string"}}}},
-     responses={201: "created, with variant ids", 422: "invalid field"})
+@doc(
+    "Create a product `{title, price, currency, store_id?, description?, images?, variants?: [{size, colour, "
+    "sku, price?}]}`; without variants it gets one",
+    auth="staff",
+    body={
+        "type": "object",
+        "required": ["title", "price", "currency"],
+        "properties": {
+            "variants": {"type": "array", "items": _VARIANT},
+            "images": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    responses={201: "created, with variant ids", 422: "invalid field"},
+)
 async def create_product(request: Request) -> Response:
     require_staff(request, "admin", "marketer")
-    return JSON(await products.create_product(request.app.state.db, await json_body(request)), status_code=201)
+    return JSON(
+        await products.create_product(request.app.state.db, await json_body(request)),
+        status_code=201,
+    )
 
 
-@doc("Show one product with its variants and stock per store", auth="staff", responses={404: "unknown product"})
+@doc(
+    "Show one product with its variants and stock per store",
+    auth="staff",
+    responses={404: "unknown product"},
+)
 async def get_product(request: Request) -> Response:
     require_staff(request)
     return JSON(await products.get_product(request.app.state.db, request.path_params["id"]))
 
 
-@doc("Update a product (any of title, description, price, currency, images, active; `variants` by id are "
-     "changed, without id added)", auth="staff", body=_OBJ, responses={404: "unknown product"})
+@doc(
+    "Update a product (any of title, description, price, currency, images, active; `variants` by id are "
+    "changed, without id added)",
+    auth="staff",
+    body=_OBJ,
+    responses={404: "unknown product"},
+)
 async def update_product(request: Request) -> Response:
     require_staff(request, "admin", "marketer")
-    return JSON(await products.update_product(request.app.state.db, request.path_params["id"],
-                                              await json_body(request)))
+    return JSON(
+        await products.update_product(
+            request.app.state.db, request.path_params["id"], await json_body(request)
+        )
+    )
 
 
-@doc("Set a store's stock of a variant `{store_id, variant_id, quantity}`", auth="staff",
-     body={"type": "object", "required": ["store_id", "quantity"]},
-     responses={404: "unknown product or store", 422: "invalid_variant | invalid"})
+@doc(
+    "Set a store's stock of a variant `{store_id, variant_id, quantity}`",
+    auth="staff",
+    body={"type": "object", "required": ["store_id", "quantity"]},
+    responses={404: "unknown product or store", 422: "invalid_variant | invalid"},
+)
 async def set_stock(request: Request) -> Response:
     staff = require_staff(request)
     data = await json_body(request)
@@ -69,7 +109,9 @@ async def _may_see(request: Request, session_id: str) -> None:
         return
     p = principal(request, required=False)
     if p is None:
-        raise Unauthorized("this session is by invitation only: use your viewer token", code="invite_required")
+        raise Unauthorized(
+            "this session is by invitation only: use your viewer token", code="invite_required"
+        )
     if not can_see_private(p, session_id):
         raise Forbidden("this session is by invitation only", code="invite_required")
     if isinstance(p, Viewer):
@@ -77,17 +119,22 @@ async def _may_see(request: Request, session_id: str) -> None:
             await load_buyer(s, p)
 
 
-@doc("The session's products as cards: variants with live stock at the session's store, running deals. "
-     "Private sessions: viewer token of the session, host or staff",
-     responses={401: "invite_required", 403: "invite_required", 404: "session_not_found"})
+@doc(
+    "The session's products as cards: variants with live stock at the session's store, running deals. "
+    "Private sessions: viewer token of the session, host or staff",
+    responses={401: "invite_required", 403: "invite_required", 404: "session_not_found"},
+)
 async def list_session_products(request: Request) -> Response:
     sid = request.path_params["id"]
     await _may_see(request, sid)
     return JSON(await session_products(request.app.state.db, sid))
 
 
-@doc("Card-open beacon: the viewer opened a product's card (analytics `card_opened`)", auth="viewer",
-     responses={204: "recorded", 404: "product_not_found"})
+@doc(
+    "Card-open beacon: the viewer opened a product's card (analytics `card_opened`)",
+    auth="viewer",
+    responses={204: "recorded", 404: "product_not_found"},
+)
 async def card_opened(request: Request) -> Response:
     sid, pid = request.path_params["id"], request.path_params["pid"]
     who = require_viewer(request, sid)
@@ -99,7 +146,9 @@ async def card_opened(request: Request) -> Response:
 
     await pin_card(st.db, sid, pid)  # 404 when the product is not in the session
     sess = await ensure_session(st.db, sid)
-    st.catalog_signals.track("card_opened", sid, who.viewer_id, product_id=pid, replay=sess.status == "ended")
+    st.catalog_signals.track(
+        "card_opened", sid, who.viewer_id, product_id=pid, replay=sess.status == "ended"
+    )
     return Response(status_code=204)
 
 

@@ -13,36 +13,74 @@ from live.auth import Staff, Viewer, principal, require_staff, require_viewer
 from live.errors import Forbidden
 from live.http import JSON, json_body, query_int
 
-_PROFILE = {"type": "object", "required": ["name", "delivery"], "properties": {
-    "name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
-    "delivery": {"type": "object", "properties": {"method": {"enum": ["collect", "ship"]},
-                                                  "address": {"type": "object"}}},
-    "payment": {"type": "object", "properties": {"provider": {"type": "string"},
-                                                 "card_number": {"type": "string"}}}}}
-_ORDER = {"type": "object", "required": ["session_id"], "properties": {
-    "session_id": {"type": "string"}, "cart_id": {"type": "string"},
-    "on_deal_end": {"enum": ["refuse", "full_price"]},
-    "items": {"type": "array", "items": {"type": "object", "required": ["product_id"], "properties": {
-        "product_id": {"type": "string"}, "variant_id": {"type": "string"}, "qty": {"type": "integer"},
-        "deal_id": {"type": "string"}}}}}}
+_PROFILE = {
+    "type": "object",
+    "required": ["name", "delivery"],
+    "properties": {
+        "name": {"type": "string"},
+        "email": {"type": "string"},
+        "phone": {"type": "string"},
+        "delivery": {
+            "type": "object",
+            "properties": {"method": {"enum": ["collect", "ship"]}, "address": {"type": "object"}},
+        },
+        "payment": {
+            "type": "object",
+            "properties": {"provider": {"type": "string"}, "card_number": {"type": "string"}},
+        },
+    },
+}
+_ORDER = {
+    "type": "object",
+    "required": ["session_id"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "cart_id": {"type": "string"},
+        "on_deal_end": {"enum": ["refuse", "full_price"]},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["product_id"],
+                "properties": {
+                    "product_id": {"type": "string"},
+                    "variant_id": {"type": "string"},
+                    "qty": {"type": "integer"},
+                    "deal_id": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 
 
 def _checkout(request: Request) -> Checkout:
     return request.app.state.checkout  # type: ignore[no-any-return]
 
 
-@doc("Save the viewer's checkout profile `{name, email?, phone?, delivery, payment: {provider, card_number}}`; "
-     "the card becomes a provider token, the number is never stored", auth="viewer", body=_PROFILE,
-     responses={422: "invalid | payment_method_invalid"})
+@doc(
+    "Save the viewer's checkout profile `{name, email?, phone?, delivery, payment: {provider, card_number}}`; "
+    "the card becomes a provider token, the number is never stored",
+    auth="viewer",
+    body=_PROFILE,
+    responses={422: "invalid | payment_method_invalid"},
+)
 async def put_profile(request: Request) -> Response:
     who = require_viewer(request)
     st = request.app.state
     st.catalog_limits.check("profile", who.viewer_id)
-    return JSON(await profiles.save_profile(st.db, st.payments, who, await json_body(request), st.checkout.buyers))
+    return JSON(
+        await profiles.save_profile(
+            st.db, st.payments, who, await json_body(request), st.checkout.buyers
+        )
+    )
 
 
-@doc("The viewer's saved profile (payment shown as a label only)", auth="viewer",
-     responses={404: "profile_not_found"})
+@doc(
+    "The viewer's saved profile (payment shown as a label only)",
+    auth="viewer",
+    responses={404: "profile_not_found"},
+)
 async def get_profile(request: Request) -> Response:
     return JSON(await profiles.get_profile(request.app.state.db, require_viewer(request)))
 
@@ -52,30 +90,51 @@ async def get_cart(request: Request) -> Response:
     return JSON(await carts.get_cart(request.app.state.db, require_viewer(request)))
 
 
-@doc("Add to the cart `{product_id, variant_id?, qty}`", auth="viewer",
-     body={"type": "object", "required": ["product_id"]},
-     responses={404: "product_not_found", 422: "invalid_variant | variant_required | invalid"})
+@doc(
+    "Add to the cart `{product_id, variant_id?, qty}`",
+    auth="viewer",
+    body={"type": "object", "required": ["product_id"]},
+    responses={404: "product_not_found", 422: "invalid_variant | variant_required | invalid"},
+)
 async def add_to_cart(request: Request) -> Response:
     who = require_viewer(request)
     st = request.app.state
     st.catalog_limits.check("cart", who.viewer_id)
     cart, item, replay = await carts.add_item(st.db, who, await json_body(request))
-    st.catalog_signals.track("cart_added", who.session_id, who.viewer_id, product_id=item.product_id,
-                             variant_id=item.variant_id, qty=item.qty, replay=replay)
+    st.catalog_signals.track(
+        "cart_added",
+        who.session_id,
+        who.viewer_id,
+        product_id=item.product_id,
+        variant_id=item.variant_id,
+        qty=item.qty,
+        replay=replay,
+    )
     return JSON(cart)
 
 
 @doc("Remove a variant from the cart", auth="viewer", responses={404: "cart_item_not_found"})
 async def remove_from_cart(request: Request) -> Response:
-    return JSON(await carts.remove_item(request.app.state.db, require_viewer(request),
-                                        request.path_params["variant_id"]))
+    return JSON(
+        await carts.remove_item(
+            request.app.state.db, require_viewer(request), request.path_params["variant_id"]
+        )
+    )
 
 
-@doc("Buy with one tap `{session_id, items: [{product_id, variant_id, qty, deal_id?}] | cart_id, on_deal_end?}` "
-     "with an `Idempotency-Key` header; the server prices", auth="viewer", body=_ORDER,
-     responses={201: "paid: {order_id, status, total, currency, items, …}", 402: "payment_declined",
-                409: "profile_required | out_of_stock | deal_ended | deal_sold_out | deal_limit_reached",
-                422: "invalid | idempotency_key_reused | idempotency_key_required", 429: "rate_limited"})
+@doc(
+    "Buy with one tap `{session_id, items: [{product_id, variant_id, qty, deal_id?}] | cart_id, on_deal_end?}` "
+    "with an `Idempotency-Key` header; the server prices",
+    auth="viewer",
+    body=_ORDER,
+    responses={
+        201: "paid: {order_id, status, total, currency, items, …}",
+        402: "payment_declined",
+        409: "profile_required | out_of_stock | deal_ended | deal_sold_out | deal_limit_reached",
+        422: "invalid | idempotency_key_reused | idempotency_key_required",
+        429: "rate_limited",
+    },
+)
 async def create_order(request: Request) -> Response:
     who = require_viewer(request)
     request.app.state.catalog_limits.check("order", who.viewer_id)
@@ -85,8 +144,11 @@ async def create_order(request: Request) -> Response:
     return JSON(body, status_code=status)
 
 
-@doc("One order: the buyer's own (viewer) or any (staff)", auth="viewer or staff",
-     responses={404: "order_not_found"})
+@doc(
+    "One order: the buyer's own (viewer) or any (staff)",
+    auth="viewer or staff",
+    responses={404: "order_not_found"},
+)
 async def get_order(request: Request) -> Response:
     who = principal(request)
     if not isinstance(who, Viewer | Staff):
@@ -96,16 +158,28 @@ async def get_order(request: Request) -> Response:
 
 @doc("The viewer's own orders, newest first (`?limit=`)", auth="viewer")
 async def my_orders(request: Request) -> Response:
-    return JSON(await orders.my_orders(request.app.state.db, require_viewer(request),
-                                       limit=query_int(request, "limit", 50, 1, 200)))
+    return JSON(
+        await orders.my_orders(
+            request.app.state.db,
+            require_viewer(request),
+            limit=query_int(request, "limit", 50, 1, 200),
+        )
+    )
 
 
-@doc("Cancel and refund a paid order in full; its stock is put back", auth="staff",
-     responses={404: "order_not_found", 409: "not_paid | already_refunded"})
+@doc(
+    "Cancel and refund a paid order in full; its stock is put back",
+    auth="staff",
+    responses={404: "order_not_found", 409: "not_paid | already_refunded"},
+)
 async def refund_order(request: Request) -> Response:
     staff = require_staff(request, "admin", "marketer", "associate")
     st = request.app.state
-    return JSON(await orders.refund(st.db, st.payments, st.catalog_signals, request.path_params["id"], by=staff))
+    return JSON(
+        await orders.refund(
+            st.db, st.payments, st.catalog_signals, request.path_params["id"], by=staff
+        )
+    )
 
 
 def routes() -> list[BaseRoute]:

@@ -5,8 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("joined", "left", "heartbeat", "impression", "card_opened", "cart_added", "purchase", "chat",
-         "question", "reaction")
+KINDS = (
+    "joined",
+    "left",
+    "heartbeat",
+    "impression",
+    "card_opened",
+    "cart_added",
+    "purchase",
+    "chat",
+    "question",
+    "reaction",
+)
 SOURCES = ("invite", "public", "share", "replay")
 MAX_SPAN = 360  # buckets one heartbeat may cover (one hour)
 MAX_AMOUNT = 10**12
@@ -51,7 +61,9 @@ def _int(value: Any, name: str, lo: int, hi: int, default: int) -> int:
     return int(value)
 
 
-def make_event(kind: str, session_id: Any, viewer_id: Any, fields: dict[str, Any], now: int) -> Event:
+def make_event(
+    kind: str, session_id: Any, viewer_id: Any, fields: dict[str, Any], now: int
+) -> Event:
     """Validate one tracked event. Unknown extra fields are ignored; bad known ones raise."""
     if kind not in KINDS:
         raise InvalidEvent(f"unknown kind {kind!r}")
@@ -69,12 +81,17 @@ def make_event(kind: str, session_id: Any, viewer_id: Any, fields: dict[str, Any
     if product_id is None and isinstance(listed, list) and listed:  # an order's first line
         product_id = listed[0]
     return Event(
-        kind=kind, session_id=sid or "", viewer_id=vid,
-        ts=_int(fields.get("ts"), "ts", 0, 2**53, now), replay=replay,
+        kind=kind,
+        session_id=sid or "",
+        viewer_id=vid,
+        ts=_int(fields.get("ts"), "ts", 0, 2**53, now),
+        replay=replay,
         product_id=_id(product_id, "product_id"),
         order_id=_id(fields.get("order_id"), "order_id", required=kind == "purchase", max_len=64),
-        amount=_int(fields.get("amount"), "amount", 0, MAX_AMOUNT, 0), currency=currency.upper(),
-        source=source, invite_id=_id(fields.get("invite_id"), "invite_id"),
+        amount=_int(fields.get("amount"), "amount", 0, MAX_AMOUNT, 0),
+        currency=currency.upper(),
+        source=source,
+        invite_id=_id(fields.get("invite_id"), "invite_id"),
         associate_id=_id(fields.get("associate_id"), "associate_id"),
         span=_int(fields.get("span"), "span", 1, MAX_SPAN, 1),
     )

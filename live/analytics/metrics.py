@@ -38,13 +38,24 @@ def derive(c: dict[str, Any]) -> dict[str, Any]:
 
 def funnel(c: dict[str, Any]) -> list[dict[str, Any]]:
     """Distinct viewers at each step, with the share of the previous step and of reach."""
-    steps = (("reached", "reach"), ("saw a product", "impression_viewers"),
-             ("opened a card", "click_viewers"), ("added to cart", "cart_viewers"), ("bought", "buyers"))
+    steps = (
+        ("reached", "reach"),
+        ("saw a product", "impression_viewers"),
+        ("opened a card", "click_viewers"),
+        ("added to cart", "cart_viewers"),
+        ("bought", "buyers"),
+    )
     out: list[dict[str, Any]] = []
     prev = None
     for name, key in steps:
         n = int(c.get(key, 0))
-        out.append({"step": name, "viewers": n, "of_previous": _round(ratio(n, prev) if prev is not None else 1.0),
-                    "of_reach": _round(ratio(n, c.get("reach", 0)))})
+        out.append(
+            {
+                "step": name,
+                "viewers": n,
+                "of_previous": _round(ratio(n, prev) if prev is not None else 1.0),
+                "of_reach": _round(ratio(n, c.get("reach", 0))),
+            }
+        )
         prev = n
     return out

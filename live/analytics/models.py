@@ -29,8 +29,9 @@ class AnalyticsEvent(Base):
 
     __tablename__ = "analytics_events"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     session_id: Mapped[str] = mapped_column(String(40))
     viewer_id: Mapped[str | None] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(20))
@@ -95,10 +96,28 @@ class AnalyticsOrder(Base):
     ts: Mapped[int] = mapped_column(BigInteger)
 
 
-COUNTERS = ("reach", "attended", "replay_viewers", "engaged", "impression_viewers", "click_viewers",
-            "cart_viewers", "buyers", "watch_seconds", "replay_watch_seconds", "impressions", "clicks",
-            "carts", "orders", "revenue", "replay_orders", "replay_revenue", "chats", "questions",
-            "reactions")
+COUNTERS = (
+    "reach",
+    "attended",
+    "replay_viewers",
+    "engaged",
+    "impression_viewers",
+    "click_viewers",
+    "cart_viewers",
+    "buyers",
+    "watch_seconds",
+    "replay_watch_seconds",
+    "impressions",
+    "clicks",
+    "carts",
+    "orders",
+    "revenue",
+    "replay_orders",
+    "replay_revenue",
+    "chats",
+    "questions",
+    "reactions",
+)
 
 
 class SessionStats(Base):

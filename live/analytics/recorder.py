@@ -29,22 +29,37 @@ MAX_BATCH_ATTEMPTS = 5
 class RecorderMetrics:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         r = registry or CollectorRegistry()
-        self.events = Counter("vitrine_analytics_events", "Analytics events recorded, by kind", ["kind"],
-                              registry=r)
-        self.rejected = Counter("vitrine_analytics_rejected", "Tracked events refused as invalid", registry=r)
-        self.dropped = Counter("vitrine_analytics_dropped", "Events dropped: queue full or batch failing",
-                               registry=r)
-        self.queued = Gauge("vitrine_analytics_queued", "Events waiting to be written (this process)",
-                            registry=r)
-        self.flush_seconds = Histogram("vitrine_analytics_flush_seconds", "Time to write one batch",
-                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-                                       registry=r)
+        self.events = Counter(
+            "vitrine_analytics_events", "Analytics events recorded, by kind", ["kind"], registry=r
+        )
+        self.rejected = Counter(
+            "vitrine_analytics_rejected", "Tracked events refused as invalid", registry=r
+        )
+        self.dropped = Counter(
+            "vitrine_analytics_dropped", "Events dropped: queue full or batch failing", registry=r
+        )
+        self.queued = Gauge(
+            "vitrine_analytics_queued", "Events waiting to be written (this process)", registry=r
+        )
+        self.flush_seconds = Histogram(
+            "vitrine_analytics_flush_seconds",
+            "Time to write one batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
 
 
 class Recorder:
-    def __init__(self, db: Database, *, interval: float = 0.5, batch_size: int = 5000,
-                 queue_max: int = 200_000, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: float = 0.5,
+        batch_size: int = 5000,
+        queue_max: int = 200_000,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.db = db
         self.interval, self.batch_size, self.queue_max = interval, batch_size, queue_max
         self.clock = clock

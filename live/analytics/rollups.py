@@ -45,14 +45,20 @@ STAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "clicked": (("card_opened",), "click_viewers"),
     "carted": (("cart_added",), "cart_viewers"),
 }
-EVENT_COUNTERS = {"impression": "impressions", "card_opened": "clicks", "cart_added": "carts",
-                  "chat": "chats", "question": "questions", "reaction": "reactions"}
+EVENT_COUNTERS = {
+    "impression": "impressions",
+    "card_opened": "clicks",
+    "cart_added": "carts",
+    "chat": "chats",
+    "question": "questions",
+    "reaction": "reactions",
+}
 PRODUCT_COUNTERS = {"impression": "impressions", "card_opened": "clicks", "cart_added": "carts"}
 
 
 def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+        yield rows[i : i + size]
 
 
 def _per_session(pairs: Iterable[Pair]) -> Iterable[tuple[str, list[str]]]:
@@ -106,8 +112,9 @@ class KnownViewers:
             self._seen.add(p)
 
 
-async def apply_batch(s: AsyncSession, dialect: str, events: Sequence[Event],
-                      known: KnownViewers | None = None) -> set[Pair]:
+async def apply_batch(
+    s: AsyncSession, dialect: str, events: Sequence[Event], known: KnownViewers | None = None
+) -> set[Pair]:
     """Record ``events``; returns the (session, viewer) pairs now known to exist."""
     await _mark_replay(s, events)
     d = _Deltas()
@@ -124,8 +131,11 @@ async def apply_batch(s: AsyncSession, dialect: str, events: Sequence[Event],
     pairs = await _viewers(s, dialect, events, known, d)
     await _watch(s, dialect, events, d)
     for flag, (kinds, counter) in STAGES.items():
-        flipped = await _flip(s, flag, {(e.session_id, e.viewer_id) for e in events
-                                        if e.kind in kinds and e.viewer_id})
+        flipped = await _flip(
+            s,
+            flag,
+            {(e.session_id, e.viewer_id) for e in events if e.kind in kinds and e.viewer_id},
+        )
         for sid, _assoc in flipped:
             d.sessions[sid][counter] += 1
     await _orders(s, dialect, [e for e in events if e.kind == "purchase"], d)
@@ -140,8 +150,11 @@ async def _mark_replay(s: AsyncSession, events: Sequence[Event]) -> None:
         return
     ended: dict[str, int] = {}
     for chunk in _chunks(sids):
-        found = await s.execute(select(LiveSession.id, LiveSession.ended_at)
-                                .where(LiveSession.id.in_(chunk), LiveSession.ended_at.is_not(None)))
+        found = await s.execute(
+            select(LiveSession.id, LiveSession.ended_at).where(
+                LiveSession.id.in_(chunk), LiveSession.ended_at.is_not(None)
+            )
+        )
         ended.update({sid: int(at) for sid, at in found.all() if at is not None})
     if ended:
         for e in events:
@@ -151,17 +164,28 @@ async def _mark_replay(s: AsyncSession, events: Sequence[Event]) -> None:
 
 
 async def _log(s: AsyncSession, events: Sequence[Event]) -> None:
-    rows = [{"session_id": e.session_id, "viewer_id": e.viewer_id, "kind": e.kind, "ts": e.ts,
-             "replay": e.replay, "product_id": e.product_id, "amount": e.amount or None,
-             "ref": e.order_id or e.invite_id or e.source}
-            for e in events if e.kind != "heartbeat"]
+    rows = [
+        {
+            "session_id": e.session_id,
+            "viewer_id": e.viewer_id,
+            "kind": e.kind,
+            "ts": e.ts,
+            "replay": e.replay,
+            "product_id": e.product_id,
+            "amount": e.amount or None,
+            "ref": e.order_id or e.invite_id or e.source,
+        }
+        for e in events
+        if e.kind != "heartbeat"
+    ]
     if rows:
         table: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
         await s.execute(table.insert(), rows)  # Core executemany: no primary keys fetched back
 
 
-async def _viewers(s: AsyncSession, dialect: str, events: Sequence[Event], known: KnownViewers | None,
-                   d: _Deltas) -> set[Pair]:
+async def _viewers(
+    s: AsyncSession, dialect: str, events: Sequence[Event], known: KnownViewers | None, d: _Deltas
+) -> set[Pair]:
     """Insert the viewers not seen before; count reach, attendance and replay viewers."""
     first: dict[Pair, Event] = {}
     joined: dict[Pair, Event] = {}
@@ -179,14 +203,26 @@ async def _viewers(s: AsyncSession, dialect: str, events: Sequence[Event], known
     rows: dict[Pair, dict[str, Any]] = {}
     for pair, e in first.items():
         j = joined.get(pair)
-        rows[pair] = {"session_id": pair[0], "viewer_id": pair[1], "first_ts": e.ts,
-                      "replay": (j or e).replay, "source": (j.source if j else None),
-                      "invite_id": j.invite_id if j else None, "associate_id": j.associate_id if j else None}
+        rows[pair] = {
+            "session_id": pair[0],
+            "viewer_id": pair[1],
+            "first_ts": e.ts,
+            "replay": (j or e).replay,
+            "source": (j.source if j else None),
+            "invite_id": j.invite_id if j else None,
+            "associate_id": j.associate_id if j else None,
+        }
     unknown = [pair[1] for pair, r in rows.items() if r["source"] is None]
     for chunk in _chunks(unknown):
-        found = await s.execute(select(SessionViewer.id, SessionViewer.session_id, SessionViewer.source,
-                                       SessionViewer.invite_id, SessionViewer.associate_id)
-                                .where(SessionViewer.id.in_(chunk)))
+        found = await s.execute(
+            select(
+                SessionViewer.id,
+                SessionViewer.session_id,
+                SessionViewer.source,
+                SessionViewer.invite_id,
+                SessionViewer.associate_id,
+            ).where(SessionViewer.id.in_(chunk))
+        )
         for vid, sid, source, invite_id, associate_id in found.all():
             r = rows.get((sid, vid))
             if r is not None:
@@ -197,8 +233,11 @@ async def _viewers(s: AsyncSession, dialect: str, events: Sequence[Event], known
             r["source"] = "replay" if r["replay"] else "public"
         r["replay"] = r["replay"] or r["source"] == "replay"
     t = AnalyticsViewer.__table__
-    stmt = _insert(dialect, t).on_conflict_do_nothing().returning(t.c.session_id, t.c.invite_id,
-                                                                  t.c.associate_id, t.c.replay)
+    stmt = (
+        _insert(dialect, t)
+        .on_conflict_do_nothing()
+        .returning(t.c.session_id, t.c.invite_id, t.c.associate_id, t.c.replay)
+    )
     for chunk in _chunks(ordered):
         for sid, invite_id, associate_id, replay in (await s.execute(stmt, list(chunk))).all():
             c = d.sessions[sid]
@@ -230,7 +269,10 @@ async def _watch(s: AsyncSession, dialect: str, events: Sequence[Event], d: _Del
     added: dict[WatchKey, int] = {}
     ins = _insert(dialect, t).on_conflict_do_nothing().returning(*key_cols)
     for chunk in _chunks(keys):
-        rows = [{"session_id": k[0], "viewer_id": k[1], "block": k[2], "replay": k[3], "bits": want[k]} for k in chunk]
+        rows = [
+            {"session_id": k[0], "viewer_id": k[1], "block": k[2], "replay": k[3], "bits": want[k]}
+            for k in chunk
+        ]
         for sid, vid, block, replay in (await s.execute(ins, rows)).all():
             key = (sid, vid, int(block), bool(replay))
             added[key] = want[key]
@@ -238,10 +280,15 @@ async def _watch(s: AsyncSession, dialect: str, events: Sequence[Event], d: _Del
     blocks: dict[str, set[int]] = defaultdict(set)
     for k in rest:
         blocks[k[0]].add(k[2])
-    sel = (select(*key_cols, t.c.bits)
-           .where(t.c.session_id == bindparam("sid"), t.c.viewer_id.in_(bindparam("vids", expanding=True)),
-                  t.c.block.in_(bindparam("blocks", expanding=True)))
-           .with_for_update())
+    sel = (
+        select(*key_cols, t.c.bits)
+        .where(
+            t.c.session_id == bindparam("sid"),
+            t.c.viewer_id.in_(bindparam("vids", expanding=True)),
+            t.c.block.in_(bindparam("blocks", expanding=True)),
+        )
+        .with_for_update()
+    )
     updates = []
     for sid, vids in _per_session((k[0], k[1]) for k in rest):
         found = await s.execute(sel, {"sid": sid, "vids": vids, "blocks": sorted(blocks[sid])})
@@ -254,14 +301,23 @@ async def _watch(s: AsyncSession, dialect: str, events: Sequence[Event], d: _Del
                 added[key] = new
                 updates.append({"k_s": sid, "k_v": vid, "k_b": block, "k_r": replay, "add": new})
     if updates:
-        upd = (update(t).where(t.c.session_id == bindparam("k_s"), t.c.viewer_id == bindparam("k_v"),
-                               t.c.block == bindparam("k_b"), t.c.replay == bindparam("k_r"))
-               .values(bits=t.c.bits.op("|")(bindparam("add", type_=BigInteger))))
+        upd = (
+            update(t)
+            .where(
+                t.c.session_id == bindparam("k_s"),
+                t.c.viewer_id == bindparam("k_v"),
+                t.c.block == bindparam("k_b"),
+                t.c.replay == bindparam("k_r"),
+            )
+            .values(bits=t.c.bits.op("|")(bindparam("add", type_=BigInteger)))
+        )
         await s.execute(upd, updates)
     step = BUCKET_MS // 1000
     per_block: dict[tuple[str, int], list[int]] = {}
     for (sid, _vid, block, replay), bits in added.items():
-        d.sessions[sid]["replay_watch_seconds" if replay else "watch_seconds"] += bits.bit_count() * step
+        d.sessions[sid]["replay_watch_seconds" if replay else "watch_seconds"] += (
+            bits.bit_count() * step
+        )
         if not replay:
             diff = per_block.setdefault((sid, block), [0] * (BLOCK + 1))
             for start, stop in _runs(bits):
@@ -288,12 +344,15 @@ def _runs(bits: int) -> Iterable[tuple[int, int]]:
         bits &= ~(((1 << length) - 1) << start)
 
 
-async def _concurrency(s: AsyncSession, dialect: str, live: Counter[tuple[str, int]], d: _Deltas) -> None:
+async def _concurrency(
+    s: AsyncSession, dialect: str, live: Counter[tuple[str, int]], d: _Deltas
+) -> None:
     ct = AnalyticsConcurrency.__table__
     ins = _insert(dialect, ct)
-    up = ins.on_conflict_do_update(index_elements=[ct.c.session_id, ct.c.bucket],
-                                   set_={"viewers": ct.c.viewers + ins.excluded.viewers}
-                                   ).returning(ct.c.session_id, ct.c.viewers)
+    up = ins.on_conflict_do_update(
+        index_elements=[ct.c.session_id, ct.c.bucket],
+        set_={"viewers": ct.c.viewers + ins.excluded.viewers},
+    ).returning(ct.c.session_id, ct.c.viewers)
     rows = [{"session_id": k[0], "bucket": k[1], "viewers": n} for k, n in sorted(live.items())]
     for chunk in _chunks(rows):
         for sid, viewers in (await s.execute(up, list(chunk))).all():
@@ -306,9 +365,16 @@ async def _flip(s: AsyncSession, flag: str, pairs: set[Pair]) -> list[tuple[str,
         return []
     t: Table = AnalyticsViewer.__table__  # type: ignore[assignment]
     col = t.c[flag]
-    stmt = (update(t).where(t.c.session_id == bindparam("sid"), t.c.viewer_id.in_(bindparam("vids", expanding=True)),
-                            col.is_not(true()))
-            .values({flag: True}).returning(t.c.session_id, t.c.associate_id))
+    stmt = (
+        update(t)
+        .where(
+            t.c.session_id == bindparam("sid"),
+            t.c.viewer_id.in_(bindparam("vids", expanding=True)),
+            col.is_not(true()),
+        )
+        .values({flag: True})
+        .returning(t.c.session_id, t.c.associate_id)
+    )
     out: list[tuple[str, str | None]] = []
     for sid, vids in _per_session(pairs):
         out.extend((a, b) for a, b in (await s.execute(stmt, {"sid": sid, "vids": vids})).all())
@@ -322,23 +388,51 @@ async def _orders(s: AsyncSession, dialect: str, purchases: list[Event], d: _Del
     v = AnalyticsViewer.__table__
     assoc: dict[Pair, str | None] = {}
     for sid, vids in _per_session((e.session_id, e.viewer_id) for e in purchases if e.viewer_id):
-        found = await s.execute(select(v.c.viewer_id, v.c.associate_id)
-                                .where(v.c.session_id == sid, v.c.viewer_id.in_(vids)))
+        found = await s.execute(
+            select(v.c.viewer_id, v.c.associate_id).where(
+                v.c.session_id == sid, v.c.viewer_id.in_(vids)
+            )
+        )
         assoc.update({(sid, b): c for b, c in found.all()})
     rows: dict[str, dict[str, Any]] = {}
     for e in purchases:
         assert e.order_id is not None
-        associate = e.associate_id or (assoc.get((e.session_id, e.viewer_id)) if e.viewer_id else None)
-        rows.setdefault(e.order_id, {"order_id": e.order_id, "session_id": e.session_id,
-                                     "viewer_id": e.viewer_id, "associate_id": associate,
-                                     "amount": e.amount, "currency": e.currency, "replay": e.replay,
-                                     "product_id": e.product_id, "ts": e.ts})
+        associate = e.associate_id or (
+            assoc.get((e.session_id, e.viewer_id)) if e.viewer_id else None
+        )
+        rows.setdefault(
+            e.order_id,
+            {
+                "order_id": e.order_id,
+                "session_id": e.session_id,
+                "viewer_id": e.viewer_id,
+                "associate_id": associate,
+                "amount": e.amount,
+                "currency": e.currency,
+                "replay": e.replay,
+                "product_id": e.product_id,
+                "ts": e.ts,
+            },
+        )
     t = AnalyticsOrder.__table__
-    stmt = _insert(dialect, t).on_conflict_do_nothing().returning(
-        t.c.session_id, t.c.viewer_id, t.c.associate_id, t.c.amount, t.c.currency, t.c.replay, t.c.product_id)
+    stmt = (
+        _insert(dialect, t)
+        .on_conflict_do_nothing()
+        .returning(
+            t.c.session_id,
+            t.c.viewer_id,
+            t.c.associate_id,
+            t.c.amount,
+            t.c.currency,
+            t.c.replay,
+            t.c.product_id,
+        )
+    )
     buyers: set[Pair] = set()
     for chunk in _chunks([rows[k] for k in sorted(rows)]):
-        for sid, vid, associate, amount, currency, replay, product in (await s.execute(stmt, list(chunk))).all():
+        for sid, vid, associate, amount, currency, replay, product in (
+            await s.execute(stmt, list(chunk))
+        ).all():
             c = d.sessions[sid]
             c["orders"] += 1
             c["revenue"] += amount
@@ -366,30 +460,54 @@ async def _orders(s: AsyncSession, dialect: str, purchases: list[Event], d: _Del
 def _upsert_adding(dialect: str, model: Any, keys: Sequence[str], counters: Sequence[str]) -> Any:
     t = model.__table__
     ins = _insert(dialect, t)
-    return ins.on_conflict_do_update(index_elements=[t.c[k] for k in keys],
-                                     set_={c: t.c[c] + ins.excluded[c] for c in counters})
+    return ins.on_conflict_do_update(
+        index_elements=[t.c[k] for k in keys], set_={c: t.c[c] + ins.excluded[c] for c in counters}
+    )
 
 
 async def _write_rollups(s: AsyncSession, dialect: str, d: _Deltas) -> None:
     t = SessionStats.__table__
     ins = _insert(dialect, t)
     set_: dict[str, Any] = {c: t.c[c] + ins.excluded[c] for c in COUNTERS}
-    set_.update(peak_concurrent=_greatest(t.c.peak_concurrent, ins.excluded.peak_concurrent),
-                first_ts=_least(t.c.first_ts, ins.excluded.first_ts),
-                last_ts=_greatest(t.c.last_ts, ins.excluded.last_ts),
-                currency=case((t.c.currency == "", ins.excluded.currency), else_=t.c.currency))
+    set_.update(
+        peak_concurrent=_greatest(t.c.peak_concurrent, ins.excluded.peak_concurrent),
+        first_ts=_least(t.c.first_ts, ins.excluded.first_ts),
+        last_ts=_greatest(t.c.last_ts, ins.excluded.last_ts),
+        currency=case((t.c.currency == "", ins.excluded.currency), else_=t.c.currency),
+    )
     stmt = ins.on_conflict_do_update(index_elements=[t.c.session_id], set_=set_)
     rows = []
     for sid in sorted(d.span):
         c = d.sessions.get(sid, Counter())
-        rows.append({"session_id": sid, **{k: c[k] for k in COUNTERS}, "peak_concurrent": d.peak.get(sid, 0),
-                     "first_ts": d.span[sid][0], "last_ts": d.span[sid][1], "currency": d.currency.get(sid, "")})
+        rows.append(
+            {
+                "session_id": sid,
+                **{k: c[k] for k in COUNTERS},
+                "peak_concurrent": d.peak.get(sid, 0),
+                "first_ts": d.span[sid][0],
+                "last_ts": d.span[sid][1],
+                "currency": d.currency.get(sid, ""),
+            }
+        )
     if rows:
         await s.execute(stmt, rows)
     for model, deltas, keys, counters in (
-            (AssociateStats, d.associates, ("session_id", "associate_id"), ("attended", "buyers", "orders", "revenue")),
-            (ProductStats, d.products, ("session_id", "product_id"),
-             ("impressions", "clicks", "carts", "orders", "revenue"))):
+        (
+            AssociateStats,
+            d.associates,
+            ("session_id", "associate_id"),
+            ("attended", "buyers", "orders", "revenue"),
+        ),
+        (
+            ProductStats,
+            d.products,
+            ("session_id", "product_id"),
+            ("impressions", "clicks", "carts", "orders", "revenue"),
+        ),
+    ):
         if deltas:
-            data = [{keys[0]: k[0], keys[1]: k[1], **{c: deltas[k][c] for c in counters}} for k in sorted(deltas)]
+            data = [
+                {keys[0]: k[0], keys[1]: k[1], **{c: deltas[k][c] for c in counters}}
+                for k in sorted(deltas)
+            ]
             await s.execute(_upsert_adding(dialect, model, keys, counters), data)

@@ -20,15 +20,52 @@ from live.errors import ValidationFailed
 from live.http import INT64_MAX, INT64_MIN, JSON, query_int
 from live.sessions import require_session_actor
 
-SESSION_COLUMNS = ["id", "title", "kind", "status", "store_id", "host_id", "time", "invited", *COUNTERS,
-                   "peak_concurrent", "currency", "total_watch_seconds", "avg_watch_seconds", "engagement_rate",
-                   "attendance_rate", "conversion", "conversion_ci_low", "conversion_ci_high",
-                   "revenue_per_viewer", "average_order_value"]
-GROUP_COLUMNS = ["key", "label", "sessions", "reach_per_session",
-                 *[c for c in SESSION_COLUMNS if c not in ("id", "title", "kind", "status", "store_id", "host_id",
-                                                          "time")]]
-ASSOCIATE_COLUMNS = ["rank", "associate_id", "name", "store_id", "invited", "attended", "attendance_rate",
-                     "buyers", "conversion", "orders", "revenue"]
+SESSION_COLUMNS = [
+    "id",
+    "title",
+    "kind",
+    "status",
+    "store_id",
+    "host_id",
+    "time",
+    "invited",
+    *COUNTERS,
+    "peak_concurrent",
+    "currency",
+    "total_watch_seconds",
+    "avg_watch_seconds",
+    "engagement_rate",
+    "attendance_rate",
+    "conversion",
+    "conversion_ci_low",
+    "conversion_ci_high",
+    "revenue_per_viewer",
+    "average_order_value",
+]
+GROUP_COLUMNS = [
+    "key",
+    "label",
+    "sessions",
+    "reach_per_session",
+    *[
+        c
+        for c in SESSION_COLUMNS
+        if c not in ("id", "title", "kind", "status", "store_id", "host_id", "time")
+    ],
+]
+ASSOCIATE_COLUMNS = [
+    "rank",
+    "associate_id",
+    "name",
+    "store_id",
+    "invited",
+    "attended",
+    "attendance_rate",
+    "buyers",
+    "conversion",
+    "orders",
+    "revenue",
+]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -57,8 +94,13 @@ def _filters(request: Request) -> reports.Filters:
     kind = q.get("kind") or None
     if kind is not None and kind not in ("public", "private"):
         raise ValidationFailed("`kind` must be public or private")
-    return reports.Filters(kind=kind, store_id=q.get("store_id") or None, host_id=q.get("host_id") or None,
-                           from_ms=_time(request, "from"), to_ms=_time(request, "to"))
+    return reports.Filters(
+        kind=kind,
+        store_id=q.get("store_id") or None,
+        host_id=q.get("host_id") or None,
+        from_ms=_time(request, "from"),
+        to_ms=_time(request, "to"),
+    )
 
 
 def _wants_csv(request: Request) -> bool:
@@ -82,31 +124,52 @@ def csv_response(rows: list[dict[str, Any]], columns: list[str], filename: str) 
     w.writerow(columns)
     for r in rows:
         w.writerow([_cell(r.get(c)) for c in columns])
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _with_iso_time(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "time": datetime.fromtimestamp(r["time"] / 1000, tz=UTC).isoformat() if r["time"] else ""}
-            for r in rows]
+    return [
+        {
+            **r,
+            "time": datetime.fromtimestamp(r["time"] / 1000, tz=UTC).isoformat()
+            if r["time"]
+            else "",
+        }
+        for r in rows
+    ]
 
 
-@doc("Report of every session (`?kind=&store_id=&host_id=&from=&to=&limit=&offset=&format=csv`): reach, "
-     "watch time, funnel, orders, revenue, conversion", auth="staff", tag="reports",
-     responses={422: "invalid filter"})
+@doc(
+    "Report of every session (`?kind=&store_id=&host_id=&from=&to=&limit=&offset=&format=csv`): reach, "
+    "watch time, funnel, orders, revenue, conversion",
+    auth="staff",
+    tag="reports",
+    responses={422: "invalid filter"},
+)
 async def sessions_report(request: Request) -> Response:
     require_staff(request)
     csv_out = _wants_csv(request)
-    out = await reports.sessions_report(request.app.state.db, _filters(request),
-                                        limit=query_int(request, "limit", 1000 if csv_out else 100, 1, 100_000),
-                                        offset=query_int(request, "offset", 0))
+    out = await reports.sessions_report(
+        request.app.state.db,
+        _filters(request),
+        limit=query_int(request, "limit", 1000 if csv_out else 100, 1, 100_000),
+        offset=query_int(request, "offset", 0),
+    )
     if csv_out:
         return csv_response(_with_iso_time(out["items"]), SESSION_COLUMNS, "sessions.csv")
     return JSON(out)
 
 
-@doc("Report of one session (`?format=csv`): figures, funnel, associates, products, viewers over time",
-     auth="staff", tag="reports", responses={404: "session_not_found"})
+@doc(
+    "Report of one session (`?format=csv`): figures, funnel, associates, products, viewers over time",
+    auth="staff",
+    tag="reports",
+    responses={404: "session_not_found"},
+)
 async def session_report(request: Request) -> Response:
     require_staff(request)
     csv_out = _wants_csv(request)
@@ -116,20 +179,29 @@ async def session_report(request: Request) -> Response:
     return JSON(out)
 
 
-@doc("Compare sessions `?by=kind|store|associate|month|week&from=&to=&format=csv`: totals, pooled conversion "
-     "with 95% Wilson intervals, private vs public z-test, reach-conversion correlation", auth="staff",
-     tag="reports", responses={422: "invalid `by` or filter"})
+@doc(
+    "Compare sessions `?by=kind|store|associate|month|week&from=&to=&format=csv`: totals, pooled conversion "
+    "with 95% Wilson intervals, private vs public z-test, reach-conversion correlation",
+    auth="staff",
+    tag="reports",
+    responses={422: "invalid `by` or filter"},
+)
 async def compare(request: Request) -> Response:
     require_staff(request)
     csv_out = _wants_csv(request)
-    out = await reports.compare(request.app.state.db, request.query_params.get("by", "kind"), _filters(request))
+    out = await reports.compare(
+        request.app.state.db, request.query_params.get("by", "kind"), _filters(request)
+    )
     if csv_out:
         return csv_response(out["groups"], GROUP_COLUMNS, f"compare-{out['by']}.csv")
     return JSON(out)
 
 
-@doc("Associates leaderboard (`?store_id=&from=&to=&format=csv`): invited, attended, buyers, attributed revenue",
-     auth="staff", tag="reports")
+@doc(
+    "Associates leaderboard (`?store_id=&from=&to=&format=csv`): invited, attended, buyers, attributed revenue",
+    auth="staff",
+    tag="reports",
+)
 async def associates(request: Request) -> Response:
     require_staff(request)
     csv_out = _wants_csv(request)
@@ -139,8 +211,12 @@ async def associates(request: Request) -> Response:
     return JSON(out)
 
 
-@doc("Live counters for the host: viewers now, reach so far, peak, buyers, orders, revenue",
-     auth="host or staff", tag="reports", responses={404: "session_not_found"})
+@doc(
+    "Live counters for the host: viewers now, reach so far, peak, buyers, orders, revenue",
+    auth="host or staff",
+    tag="reports",
+    responses={404: "session_not_found"},
+)
 async def live_counters(request: Request) -> Response:
     sid = request.path_params["id"]
     await require_session_actor(request, sid)

@@ -59,20 +59,37 @@ def log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
-def plan_session(rng: random.Random, sid: str, kind: str, start: int, products: list[Product],
-                 public_max: int) -> SessionPlan:
+def plan_session(
+    rng: random.Random, sid: str, kind: str, start: int, products: list[Product], public_max: int
+) -> SessionPlan:
     shown = rng.sample(products, k=min(len(products), rng.randint(4, 8)))
     if kind == "private":
         invited = int(log_uniform(rng, 30, 420))
-        return SessionPlan(sid, kind, start, rng.randint(40, 70), invited,
-                           conversion=rng.uniform(0.14, 0.34), replay_share=rng.uniform(0.05, 0.2),
-                           replay_only=0, products=shown)
+        return SessionPlan(
+            sid,
+            kind,
+            start,
+            rng.randint(40, 70),
+            invited,
+            conversion=rng.uniform(0.14, 0.34),
+            replay_share=rng.uniform(0.05, 0.2),
+            replay_only=0,
+            products=shown,
+        )
     reach = int(log_uniform(rng, 2000, max(2001, public_max)))
     # conversion falls with reach: about 2% at 2,000 viewers, 0.4% at 200,000
     conv = 0.02 * (reach / 2000) ** -0.35 * rng.uniform(0.7, 1.3)
-    return SessionPlan(sid, kind, start, rng.randint(50, 95), reach, conversion=conv,
-                       replay_share=rng.uniform(0.02, 0.06), replay_only=int(reach * rng.uniform(0.03, 0.1)),
-                       products=shown)
+    return SessionPlan(
+        sid,
+        kind,
+        start,
+        rng.randint(50, 95),
+        reach,
+        conversion=conv,
+        replay_share=rng.uniform(0.02, 0.06),
+        replay_only=int(reach * rng.uniform(0.03, 0.1)),
+        products=shown,
+    )
 
 
 def _heartbeats(sid: str, vid: str, start: int, buckets: int, replay: bool) -> Iterator[Event]:
@@ -83,20 +100,41 @@ def _heartbeats(sid: str, vid: str, start: int, buckets: int, replay: bool) -> I
         b += span
 
 
-def viewer_events(rng: random.Random, plan: SessionPlan, vid: str, *, guest: Guest | None = None,
-                  live: bool = True, order_seq: Iterator[int]) -> Iterator[Event]:
+def viewer_events(
+    rng: random.Random,
+    plan: SessionPlan,
+    vid: str,
+    *,
+    guest: Guest | None = None,
+    live: bool = True,
+    order_seq: Iterator[int],
+) -> Iterator[Event]:
     """One viewer's visit: joined, watching, what they saw and did, purchases, left."""
     sid, private = plan.id, plan.kind == "private"
     if live:
-        join = plan.start + int(min(plan.minutes - 1, rng.expovariate(1 / (4 if private else 15))) * MINUTE)
+        join = plan.start + int(
+            min(plan.minutes - 1, rng.expovariate(1 / (4 if private else 15))) * MINUTE
+        )
         mean = 24 if private else 2.5
         minutes = max(0.2, min((plan.end - join) / MINUTE, rng.expovariate(1 / mean)))
     else:
         join = plan.end + int(rng.uniform(0.05, 6) * DAY)
         minutes = max(0.2, min(plan.minutes, rng.expovariate(1 / (10 if private else 3))))
-    source = "invite" if guest else ("replay" if not live else ("share" if rng.random() < 0.25 else "public"))
-    yield Event("joined", sid, vid, join, replay=not live, source=source,
-                invite_id=guest.invite_id if guest else None, associate_id=guest.associate_id if guest else None)
+    source = (
+        "invite"
+        if guest
+        else ("replay" if not live else ("share" if rng.random() < 0.25 else "public"))
+    )
+    yield Event(
+        "joined",
+        sid,
+        vid,
+        join,
+        replay=not live,
+        source=source,
+        invite_id=guest.invite_id if guest else None,
+        associate_id=guest.associate_id if guest else None,
+    )
     buckets = max(1, int(minutes * MINUTE // BUCKET_MS))
     yield from _heartbeats(sid, vid, join, buckets, not live)
     leave = join + int(minutes * MINUTE)
@@ -116,8 +154,16 @@ def viewer_events(rng: random.Random, plan: SessionPlan, vid: str, *, guest: Gue
         if buys:
             for _ in range(1 if rng.random() < 0.8 else 2):
                 item = rng.choice(seen)
-                yield Event("purchase", sid, vid, min(leave, join + 3 * MINUTE), replay=not live,
-                            product_id=item.id, order_id=f"or_{sid}_{next(order_seq)}",
-                            amount=item.price * (1 if rng.random() < 0.7 else 2), currency=item.currency,
-                            associate_id=guest.associate_id if guest else None)
+                yield Event(
+                    "purchase",
+                    sid,
+                    vid,
+                    min(leave, join + 3 * MINUTE),
+                    replay=not live,
+                    product_id=item.id,
+                    order_id=f"or_{sid}_{next(order_seq)}",
+                    amount=item.price * (1 if rng.random() < 0.7 else 2),
+                    currency=item.currency,
+                    associate_id=guest.associate_id if guest else None,
+                )
     yield Event("left", sid, vid, leave, replay=not live)

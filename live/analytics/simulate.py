@@ -42,7 +42,9 @@ BATCH = 20_000
 SEASON_DAYS = 180
 CLIENTS_PER_STORE = 450
 PUBLIC_EVERY = 8  # one session in eight is a public show, the rest are private previews
-PUBLIC_MAX = 30_000  # keeps the default season well under a minute; --public-max 300000 for flagship shows
+PUBLIC_MAX = (
+    30_000  # keeps the default season well under a minute; --public-max 300000 for flagship shows
+)
 
 
 @dataclass
@@ -67,8 +69,10 @@ class Progress:
         if self.quiet:
             return
         filled = self.width * self.done // self.total
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} sessions "
-                         f"{self.viewers:,} viewers {self.events:,} events {time.monotonic() - self.t0:.1f}s")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} sessions "
+            f"{self.viewers:,} viewers {self.events:,} events {time.monotonic() - self.t0:.1f}s"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -84,27 +88,53 @@ async def load_directory(db: Database, data_dir: str) -> Directory:
 
         await demo.seed(db, data_dir)
     async with db.read() as s:
-        stores = list((await s.scalars(select(Store.id).where(Store.live_enabled.is_(True)).order_by(Store.id))).all())
-        staff = (await s.execute(select(StaffMember.id, StaffMember.store_id).where(StaffMember.role == "associate")
-                                 .order_by(StaffMember.id))).all()
-        products = [Product(p, int(price), cur) for p, price, cur in (await s.execute(
-            select(ProductRow.id, ProductRow.price_minor, ProductRow.currency).where(ProductRow.active.is_(True))
-            .order_by(ProductRow.id))).all()]
+        stores = list(
+            (
+                await s.scalars(
+                    select(Store.id).where(Store.live_enabled.is_(True)).order_by(Store.id)
+                )
+            ).all()
+        )
+        staff = (
+            await s.execute(
+                select(StaffMember.id, StaffMember.store_id)
+                .where(StaffMember.role == "associate")
+                .order_by(StaffMember.id)
+            )
+        ).all()
+        products = [
+            Product(p, int(price), cur)
+            for p, price, cur in (
+                await s.execute(
+                    select(ProductRow.id, ProductRow.price_minor, ProductRow.currency)
+                    .where(ProductRow.active.is_(True))
+                    .order_by(ProductRow.id)
+                )
+            ).all()
+        ]
     associates: dict[str, list[str]] = {}
     for sid, store in staff:
         associates.setdefault(str(store), []).append(sid)
     stores = [s for s in stores if associates.get(s)]
     if not stores or not products:
-        raise SystemExit("simulate needs live-enabled stores with associates, and products (run `vitrine seed`)")
+        raise SystemExit(
+            "simulate needs live-enabled stores with associates, and products (run `vitrine seed`)"
+        )
     return Directory(stores, associates, await _client_pools(db, stores, associates), products)
 
 
-async def _client_pools(db: Database, stores: list[str], associates: dict[str, list[str]]
-                        ) -> dict[str, list[tuple[str, str | None]]]:
+async def _client_pools(
+    db: Database, stores: list[str], associates: dict[str, list[str]]
+) -> dict[str, list[tuple[str, str | None]]]:
     """Each live store's client list, topped up with simulated clients to a realistic size."""
     async with db.write() as s:
-        rows = (await s.execute(select(Client.id, Client.store_id, Client.associate_id)
-                                .where(Client.store_id.in_(stores)).order_by(Client.id))).all()
+        rows = (
+            await s.execute(
+                select(Client.id, Client.store_id, Client.associate_id)
+                .where(Client.store_id.in_(stores))
+                .order_by(Client.id)
+            )
+        ).all()
         pools: dict[str, list[tuple[str, str | None]]] = {st: [] for st in stores}
         for cid, store, assoc in rows:
             pools[store].append((cid, assoc))
@@ -119,7 +149,14 @@ async def _client_pools(db: Database, stores: list[str], associates: dict[str, l
                 if cid in have:
                     continue
                 assoc = associates[st][n % len(associates[st])]
-                new.append({"id": cid, "store_id": st, "associate_id": assoc, "name": f"Client {suffix} {n}"})
+                new.append(
+                    {
+                        "id": cid,
+                        "store_id": st,
+                        "associate_id": assoc,
+                        "name": f"Client {suffix} {n}",
+                    }
+                )
                 pools[st].append((cid, assoc))
         if new:
             await s.execute(insert(Client), new)
@@ -127,37 +164,93 @@ async def _client_pools(db: Database, stores: list[str], associates: dict[str, l
 
 
 def _kind_and_time(rng: random.Random, n: int, total: int, season_end: int) -> tuple[str, int]:
-    day = season_end - SEASON_DAYS * DAY + int((n + rng.random()) * SEASON_DAYS * DAY / total) // DAY * DAY
-    hour = rng.choice((11, 11, 12, 13)) if rng.random() < 0.8 else rng.choice((2, 6))  # 19:00-21:00 China
-    return ("public" if n % PUBLIC_EVERY == PUBLIC_EVERY // 2 else "private"), day + hour * 3_600_000
+    day = (
+        season_end
+        - SEASON_DAYS * DAY
+        + int((n + rng.random()) * SEASON_DAYS * DAY / total) // DAY * DAY
+    )
+    hour = (
+        rng.choice((11, 11, 12, 13)) if rng.random() < 0.8 else rng.choice((2, 6))
+    )  # 19:00-21:00 China
+    return (
+        "public" if n % PUBLIC_EVERY == PUBLIC_EVERY // 2 else "private"
+    ), day + hour * 3_600_000
 
 
-async def _create_session(db: Database, plan: SessionPlan, store: str, host: str,
-                          guests: list[Guest], attendees: list[Guest]) -> None:
+async def _create_session(
+    db: Database,
+    plan: SessionPlan,
+    store: str,
+    host: str,
+    guests: list[Guest],
+    attendees: list[Guest],
+) -> None:
     async with db.write() as s:
-        s.add(LiveSession(id=plan.id, title=f"{'Private preview' if plan.kind == 'private' else 'Live show'} "
-                                            f"{plan.id.rsplit('_', 1)[-1]}",
-                          kind=plan.kind, store_id=store, host_id=host, status="ended",
-                          purpose="purchase" if plan.kind == "private" else "awareness",
-                          audience="clients" if plan.kind == "private" else "public",
-                          scheduled_at=plan.start, started_at=plan.start, ended_at=plan.end,
-                          capacity=500 if plan.kind == "private" else None, created_at=plan.start - 7 * DAY))
+        s.add(
+            LiveSession(
+                id=plan.id,
+                title=f"{'Private preview' if plan.kind == 'private' else 'Live show'} "
+                f"{plan.id.rsplit('_', 1)[-1]}",
+                kind=plan.kind,
+                store_id=store,
+                host_id=host,
+                status="ended",
+                purpose="purchase" if plan.kind == "private" else "awareness",
+                audience="clients" if plan.kind == "private" else "public",
+                scheduled_at=plan.start,
+                started_at=plan.start,
+                ended_at=plan.end,
+                capacity=500 if plan.kind == "private" else None,
+                created_at=plan.start - 7 * DAY,
+            )
+        )
         await s.flush()
-        await s.execute(insert(SessionProduct), [{"session_id": plan.id, "product_id": p.id, "position": i}
-                                                 for i, p in enumerate(plan.products)])
+        await s.execute(
+            insert(SessionProduct),
+            [
+                {"session_id": plan.id, "product_id": p.id, "position": i}
+                for i, p in enumerate(plan.products)
+            ],
+        )
         if guests:
-            await s.execute(insert(Invite), [
-                {"id": g.invite_id, "session_id": plan.id, "client_id": g.client_id, "associate_id": g.associate_id,
-                 "code_hash": hashlib.sha256(f"sim|{plan.id}|{g.client_id}".encode()).hexdigest(),
-                 "created_at": plan.start - 3 * DAY} for g in guests])
+            await s.execute(
+                insert(Invite),
+                [
+                    {
+                        "id": g.invite_id,
+                        "session_id": plan.id,
+                        "client_id": g.client_id,
+                        "associate_id": g.associate_id,
+                        "code_hash": hashlib.sha256(
+                            f"sim|{plan.id}|{g.client_id}".encode()
+                        ).hexdigest(),
+                        "created_at": plan.start - 3 * DAY,
+                    }
+                    for g in guests
+                ],
+            )
         if attendees:
-            await s.execute(insert(SessionViewer), [
-                {"id": g.viewer_id, "session_id": plan.id, "client_id": g.client_id, "invite_id": g.invite_id,
-                 "associate_id": g.associate_id, "source": "invite", "name": "", "joined_at": plan.start}
-                for g in attendees])
+            await s.execute(
+                insert(SessionViewer),
+                [
+                    {
+                        "id": g.viewer_id,
+                        "session_id": plan.id,
+                        "client_id": g.client_id,
+                        "invite_id": g.invite_id,
+                        "associate_id": g.associate_id,
+                        "source": "invite",
+                        "name": "",
+                        "joined_at": plan.start,
+                    }
+                    for g in attendees
+                ],
+            )
 
 
-def _audience(rng: random.Random, plan: SessionPlan, guests: list[Guest]) -> Iterator[tuple[str, Guest | None, bool]]:
+def _audience(
+    rng: random.Random, plan: SessionPlan, guests: list[Guest]
+) -> Iterator[tuple[str, Guest | None, bool]]:
     """(viewer id, guest, live?) for everyone who watches, live or replay."""
     if plan.kind == "private":
         for g in guests:
@@ -176,14 +269,23 @@ def _audience(rng: random.Random, plan: SessionPlan, guests: list[Guest]) -> Ite
         yield f"vw_{plan.id}_r{i}", None, False
 
 
-async def simulate_session(db: Database, recorder: Recorder, d: Directory, rng: random.Random, plan: SessionPlan,
-                           store: str, progress: Progress) -> tuple[int, int]:
+async def simulate_session(
+    db: Database,
+    recorder: Recorder,
+    d: Directory,
+    rng: random.Random,
+    plan: SessionPlan,
+    store: str,
+    progress: Progress,
+) -> tuple[int, int]:
     host = rng.choice(d.associates[store])
     guests: list[Guest] = []
     if plan.kind == "private":
         pool = d.clients[store]
         for cid, assoc in rng.sample(pool, k=min(len(pool), plan.reach)):
-            guests.append(Guest(cid, assoc, f"iv_{plan.id}_{cid[-8:]}"[:40], f"vw_{plan.id}_{cid[-8:]}"[:40]))
+            guests.append(
+                Guest(cid, assoc, f"iv_{plan.id}_{cid[-8:]}"[:40], f"vw_{plan.id}_{cid[-8:]}"[:40])
+            )
     audience = list(_audience(rng, plan, guests))
     attendees = list({g.viewer_id: g for _, g, _ in audience if g is not None}.values())
     await _create_session(db, plan, store, host, guests, attendees)
@@ -201,8 +303,14 @@ async def simulate_session(db: Database, recorder: Recorder, d: Directory, rng: 
     return len({v for v, _, _ in audience}), len(batch)
 
 
-async def run(settings: Settings, *, sessions: int, seed: int, public_max: int = PUBLIC_MAX,
-              quiet: bool = False) -> dict[str, Any]:
+async def run(
+    settings: Settings,
+    *,
+    sessions: int,
+    seed: int,
+    public_max: int = PUBLIC_MAX,
+    quiet: bool = False,
+) -> dict[str, Any]:
     db = Database(settings.database_url)
     try:
         d = await load_directory(db, settings.data_dir)
@@ -222,12 +330,19 @@ async def run(settings: Settings, *, sessions: int, seed: int, public_max: int =
             if exists:
                 skipped += 1
             else:
-                viewers, events = await simulate_session(db, recorder, d, rng, plan, store, progress)
+                viewers, events = await simulate_session(
+                    db, recorder, d, rng, plan, store, progress
+                )
                 made += 1
             progress.step(viewers, events)
         progress.close()
-        return {"sessions": made, "skipped": skipped, "viewers": progress.viewers, "events": progress.events,
-                "seconds": round(time.monotonic() - progress.t0, 1)}
+        return {
+            "sessions": made,
+            "skipped": skipped,
+            "viewers": progress.viewers,
+            "events": progress.events,
+            "seconds": round(time.monotonic() - progress.t0, 1),
+        }
     finally:
         await db.dispose()
 
@@ -237,8 +352,16 @@ def main(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     upgrade(settings.database_url)
-    out = asyncio.run(run(settings, sessions=max(1, int(args.sessions)), seed=int(args.seed),
-                          public_max=int(getattr(args, "public_max", None) or PUBLIC_MAX)))
-    print(f"simulated {out['sessions']} sessions ({out['skipped']} already there): {out['viewers']:,} viewers, "
-          f"{out['events']:,} events in {out['seconds']}s")
+    out = asyncio.run(
+        run(
+            settings,
+            sessions=max(1, int(args.sessions)),
+            seed=int(args.seed),
+            public_max=int(getattr(args, "public_max", None) or PUBLIC_MAX),
+        )
+    )
+    print(
+        f"simulated {out['sessions']} sessions ({out['skipped']} already there): {out['viewers']:,} viewers, "
+        f"{out['events']:,} events in {out['seconds']}s"
+    )
     return 0

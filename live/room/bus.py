@@ -32,7 +32,9 @@ class EventBus(Protocol):
 
     async def ping(self) -> bool: ...
 
-    async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
+    async def publish(
+        self, session_id: str, type: str, data: dict[str, Any], audience: str = "all"
+    ) -> Event:
         """Assign the next id and a timestamp, buffer the event and fan it out to every process."""
 
     async def last_id(self, session_id: str) -> int:
@@ -73,14 +75,18 @@ class LocalBus:
             seed = await store.seed_id(self.db, session_id)
             self._seq.setdefault(session_id, seed)
 
-    async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
+    async def publish(
+        self, session_id: str, type: str, data: dict[str, Any], audience: str = "all"
+    ) -> Event:
         await self._seed(session_id)
         self._seq[session_id] += 1
         ev = Event(session_id, self._seq[session_id], type, now_ms(), data, audience)
         ring = self._ring.get(session_id)
         if ring is None:
             ring = self._ring[session_id] = deque(maxlen=self.buffer_size)
-            while len(self._ring) > MAX_BUFFERED_SESSIONS:  # long-idle sessions resume from the database
+            while (
+                len(self._ring) > MAX_BUFFERED_SESSIONS
+            ):  # long-idle sessions resume from the database
                 self._ring.popitem(last=False)
         else:
             self._ring.move_to_end(session_id)

@@ -33,8 +33,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     bus: EventBus
     presence: Presence
     if st.redis is not None:
-        bus = RedisBus(st.redis, st.db, prefix=settings.redis_prefix, buffer_size=settings.replay_buffer,
-                       process_id=st.process_id)
+        bus = RedisBus(
+            st.redis,
+            st.db,
+            prefix=settings.redis_prefix,
+            buffer_size=settings.replay_buffer,
+            process_id=st.process_id,
+        )
         presence = RedisPresence(st.redis, prefix=settings.redis_prefix, process_id=st.process_id)
     else:
         bus = LocalBus(st.db, settings.replay_buffer)
@@ -45,8 +50,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if recorder is not None:
             recorder(kind, session_id, viewer_id, **fields)
 
-    hub = Hub(bus=bus, presence=presence, metrics=st.metrics, track=track, tick_ms=settings.room_tick_ms,
-              limiter=RateLimiter(settings.rate_limit_messages, settings.rate_limit_window))
+    hub = Hub(
+        bus=bus,
+        presence=presence,
+        metrics=st.metrics,
+        track=track,
+        tick_ms=settings.room_tick_ms,
+        limiter=RateLimiter(settings.rate_limit_messages, settings.rate_limit_window),
+    )
     persister = Persister(st.db)
     rooms = RoomService(db=st.db, bus=bus, hub=hub, track=track, persister=persister)
     hub.bind(emit=rooms.emit, load_state=rooms.load_state)

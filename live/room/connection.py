@@ -56,9 +56,16 @@ class Connection:
         "writer",
     )
 
-    def __init__(self, send: Send, *, session_id: str, role: str, actor_id: str, name: str,
-                 limit: int) -> None:
-        self.send, self.session_id, self.role, self.actor_id, self.name = send, session_id, role, actor_id, name
+    def __init__(
+        self, send: Send, *, session_id: str, role: str, actor_id: str, name: str, limit: int
+    ) -> None:
+        self.send, self.session_id, self.role, self.actor_id, self.name = (
+            send,
+            session_id,
+            role,
+            actor_id,
+            name,
+        )
         self.viewer_id: str | None = actor_id if role == "viewer" else None
         self.limit = limit
         self.queue: deque[str | Close] = deque()
@@ -153,8 +160,10 @@ class Connection:
 
     async def _send_close(self, item: Close) -> None:
         try:
-            await asyncio.wait_for(self.send({"type": "websocket.close", "code": item.code,
-                                              "reason": item.reason}), CLOSE_SEND_TIMEOUT)
+            await asyncio.wait_for(
+                self.send({"type": "websocket.close", "code": item.code, "reason": item.reason}),
+                CLOSE_SEND_TIMEOUT,
+            )
         except TimeoutError:  # the peer reads nothing: stop waiting for it
             self.aborted = True
             if self.task is not None:

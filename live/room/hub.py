@@ -47,8 +47,18 @@ class TooManySockets(Exception):
 
 
 class Room:
-    __slots__ = ("batch", "conns", "early", "flushing", "last_id", "loader", "ready", "session_id", "state",
-                 "viewers")
+    __slots__ = (
+        "batch",
+        "conns",
+        "early",
+        "flushing",
+        "last_id",
+        "loader",
+        "ready",
+        "session_id",
+        "state",
+        "viewers",
+    )
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
@@ -64,8 +74,16 @@ class Room:
 
 
 class Hub:
-    def __init__(self, *, bus: EventBus, presence: Presence, metrics: Metrics, track: Track,
-                 tick_ms: int, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        presence: Presence,
+        metrics: Metrics,
+        track: Track,
+        tick_ms: int,
+        limiter: RateLimiter,
+    ) -> None:
         self.bus, self.presence, self.metrics, self.track = bus, presence, metrics, track
         self.load_state: LoadState | None = None
         self.tick = tick_ms / 1000
@@ -87,8 +105,12 @@ class Hub:
         ``per_viewer`` sockets of this room already gets :class:`TooManySockets` (0: no limit)."""
         sid = conn.session_id
         room = self.rooms.get(sid)
-        if per_viewer and room is not None and conn.viewer_id is not None \
-                and room.viewers.get(conn.viewer_id, 0) >= per_viewer:
+        if (
+            per_viewer
+            and room is not None
+            and conn.viewer_id is not None
+            and room.viewers.get(conn.viewer_id, 0) >= per_viewer
+        ):
             raise TooManySockets(f"at most {per_viewer} connections per viewer")
         if room is None:
             room = self.rooms[sid] = Room(sid)

@@ -81,4 +81,3 @@ class Persister:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-

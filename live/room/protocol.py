@@ -108,8 +108,10 @@ COMMANDS: dict[str, Command] = {
     "unpin": Command(host_only=True),
     "answer": Command({"question_id": _ID}, host_only=True),
     "delete": Command({"message_id": _ID}, host_only=True),
-    "mute": Command({"viewer_id": _ID, "minutes": (_minutes, f"must be 1 to {MAX_MUTE_MINUTES}")},
-                    host_only=True),
+    "mute": Command(
+        {"viewer_id": _ID, "minutes": (_minutes, f"must be 1 to {MAX_MUTE_MINUTES}")},
+        host_only=True,
+    ),
     "ban": Command({"viewer_id": _ID}, host_only=True),
 }
 
@@ -121,8 +123,16 @@ class RoomProtocol:
     across their tabs; host and staff connections are not rate limited.
     """
 
-    def __init__(self, *, role: str, actor_id: str, max_frame_bytes: int, max_text_chars: int,
-                 limiter: RateLimiter, muted_until_ms: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        role: str,
+        actor_id: str,
+        max_frame_bytes: int,
+        max_text_chars: int,
+        limiter: RateLimiter,
+        muted_until_ms: int = 0,
+    ) -> None:
         self.role, self.actor_id = role, actor_id
         self.max_frame_bytes, self.max_text_chars = max_frame_bytes, max_text_chars
         self.limiter = limiter
@@ -149,8 +159,11 @@ class RoomProtocol:
         if not isinstance(msg, dict):
             return Reject("invalid_frame", "a frame must be a JSON object with a `type`")
         ref = msg.get("ref")
-        if not (ref is None or (isinstance(ref, str) and len(ref) <= MAX_ID_CHARS)
-                or (isinstance(ref, int) and not isinstance(ref, bool))):
+        if not (
+            ref is None
+            or (isinstance(ref, str) and len(ref) <= MAX_ID_CHARS)
+            or (isinstance(ref, int) and not isinstance(ref, bool))
+        ):
             ref = None
         kind = msg.get("type")
         if not isinstance(kind, str):
@@ -174,7 +187,9 @@ class RoomProtocol:
             if "\x00" in text:  # PostgreSQL cannot store it, and no message needs it
                 return Reject("invalid", "`text` must not contain NUL characters", ref)
             if len(text) > self.max_text_chars:
-                return Reject("text_too_long", f"`text` is limited to {self.max_text_chars} characters", ref)
+                return Reject(
+                    "text_too_long", f"`text` is limited to {self.max_text_chars} characters", ref
+                )
         if cmd.speaks and not self.is_moderator and now * 1000 < self.muted_until_ms:
             left = int((self.muted_until_ms - now * 1000) // 60000) + 1
             return Reject("muted", f"you are muted for {left} more minute(s)", ref)
@@ -183,8 +198,12 @@ class RoomProtocol:
         if cmd.rate_limited and not self.is_moderator:
             wait = self.limiter.hit(self.actor_id, now)
             if wait > 0:
-                return Reject("rate_limited", f"at most {self.limiter.limit} messages per "
-                              f"{self.limiter.window:g} s; retry in {wait:.1f} s", ref)
+                return Reject(
+                    "rate_limited",
+                    f"at most {self.limiter.limit} messages per "
+                    f"{self.limiter.window:g} s; retry in {wait:.1f} s",
+                    ref,
+                )
         return Intent(kind, args, ref)
 
     def _react_allowed(self, now: float) -> bool:

@@ -53,7 +53,9 @@ KEY_TTL_MS = 14 * 24 * 3600 * 1000  # a session idle this long resumes from the 
 class RedisBus:
     name = "redis"
 
-    def __init__(self, redis: Redis, db: Database, *, prefix: str, buffer_size: int, process_id: str) -> None:
+    def __init__(
+        self, redis: Redis, db: Database, *, prefix: str, buffer_size: int, process_id: str
+    ) -> None:
         self.redis, self.db, self.prefix, self.buffer_size = redis, db, prefix, buffer_size
         self._script = redis.register_script(PUBLISH)
         self._watched: dict[str, bytes] = {}  # session id -> last stream id read
@@ -69,7 +71,7 @@ class RedisBus:
 
     def _sid(self, key: bytes) -> str:
         text = key.decode()
-        return text[text.index("{") + 1:text.rindex("}")]
+        return text[text.index("{") + 1 : text.rindex("}")]
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -87,7 +89,9 @@ class RedisBus:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def publish(self, session_id: str, type: str, data: dict[str, Any], audience: str = "all") -> Event:
+    async def publish(
+        self, session_id: str, type: str, data: dict[str, Any], audience: str = "all"
+    ) -> Event:
         ts = now_ms()
         keys = [self._seq_key(session_id), self._stream_key(session_id)]
         args: list[Any] = ["", self.buffer_size, type, ts, orjson.dumps(data), audience, KEY_TTL_MS]
@@ -102,8 +106,9 @@ class RedisBus:
         return int(raw) if raw is not None else await store.seed_id(self.db, session_id)
 
     async def recent(self, session_id: str, after: int) -> list[Event]:
-        entries: Any = await self.redis.xrange(self._stream_key(session_id), min=f"{after + 1}-0", max="+",
-                                          count=self.buffer_size)
+        entries: Any = await self.redis.xrange(
+            self._stream_key(session_id), min=f"{after + 1}-0", max="+", count=self.buffer_size
+        )
         return [self._event(session_id, eid, fields) for eid, fields in entries]
 
     async def watch(self, session_id: str) -> int:
@@ -119,8 +124,14 @@ class RedisBus:
 
     @staticmethod
     def _event(sid: str, eid: bytes, fields: dict[bytes, bytes]) -> Event:
-        return Event(sid, int(eid.split(b"-", 1)[0]), fields[b"t"].decode(), int(fields[b"ts"]),
-                     orjson.loads(fields[b"d"]), fields[b"a"].decode())
+        return Event(
+            sid,
+            int(eid.split(b"-", 1)[0]),
+            fields[b"t"].decode(),
+            int(fields[b"ts"]),
+            orjson.loads(fields[b"d"]),
+            fields[b"a"].decode(),
+        )
 
     async def _read_loop(self) -> None:
         wake_pos = b"0-0"
@@ -147,7 +158,9 @@ class RedisBus:
                     try:
                         ev = self._event(sid, eid, fields)
                     except (KeyError, ValueError) as exc:
-                        log.error("bad room stream entry", extra={"session": sid, "error": repr(exc)})
+                        log.error(
+                            "bad room stream entry", extra={"session": sid, "error": repr(exc)}
+                        )
                         continue
                     if self._deliver is not None:
                         self._deliver(ev)

@@ -33,18 +33,37 @@ T = TypeVar("T")
 
 
 class RoomService:
-    def __init__(self, *, db: Database, bus: EventBus, hub: Hub, track: Track, persister: Persister) -> None:
+    def __init__(
+        self, *, db: Database, bus: EventBus, hub: Hub, track: Track, persister: Persister
+    ) -> None:
         self.db, self.bus, self.hub, self.track = db, bus, hub, track
         self.persister = persister
 
     # -- publishing --------------------------------------------------------------------------
-    async def emit(self, session_id: str, type: str, data: dict[str, Any], *, store: bool = True,
-                   audience: str = "all") -> dict[str, Any]:
+    async def emit(
+        self,
+        session_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        store: bool = True,
+        audience: str = "all",
+    ) -> dict[str, Any]:
         """Publish; when ``store``, return once the event is committed to ``room_events``."""
-        return (await self._publish(session_id, type, data, store=store, audience=audience)).public()
+        return (
+            await self._publish(session_id, type, data, store=store, audience=audience)
+        ).public()
 
-    async def _publish(self, session_id: str, type: str, data: dict[str, Any], *rows: Any, store: bool = True,
-                       audience: str = "all", wait: bool = True) -> Event:
+    async def _publish(
+        self,
+        session_id: str,
+        type: str,
+        data: dict[str, Any],
+        *rows: Any,
+        store: bool = True,
+        audience: str = "all",
+        wait: bool = True,
+    ) -> Event:
         """Assign the id (the bus), then store the event with its state ``rows`` in the next group
         commit. ``wait=False`` (chat, the hot path) returns before the commit unless the
         persister is backlogged."""
@@ -73,14 +92,21 @@ class RoomService:
         sess = await storage.session_row(self.db, session_id)
         if sess is None:
             raise NotFound(f"no session {session_id!r}", code="session_not_found")
-        state = RoomState(session_id, status=sess.status, kind=sess.kind, title=sess.title,
-                          scheduled_at=sess.scheduled_at)
+        state = RoomState(
+            session_id,
+            status=sess.status,
+            kind=sess.kind,
+            title=sess.title,
+            scheduled_at=sess.scheduled_at,
+        )
         if sess.pinned_product_id:
             try:
                 state.pinned = await pin_card(self.db, session_id, sess.pinned_product_id)
             except NotFound:
                 state.pinned = None
-        state.questions = {q["question_id"]: q for q in await storage.open_questions(self.db, session_id)}
+        state.questions = {
+            q["question_id"]: q for q in await storage.open_questions(self.db, session_id)
+        }
         state.chat.extend(await storage.recent_chat(self.db, session_id, RECENT_CHAT))
         return state
 
@@ -97,7 +123,7 @@ class RoomService:
             yield rows
             cursor = rows[-1].id
         for i in range(0, len(buffered), REPLAY_PAGE):
-            yield buffered[i:i + REPLAY_PAGE]
+            yield buffered[i : i + REPLAY_PAGE]
 
     # -- intents -----------------------------------------------------------------------------
     async def handle(self, conn: Connection, state: RoomState, intent: Intent) -> None:
@@ -113,34 +139,74 @@ class RoomService:
             state.blocked_at = time.monotonic()
         low = text.lower()
         if any(w in low for w in state.blocked):
-            raise ValidationFailed("your message contains a word this store does not allow",
-                                   code="blocked_word")
+            raise ValidationFailed(
+                "your message contains a word this store does not allow", code="blocked_word"
+            )
 
     async def _on_chat(self, conn: Connection, state: RoomState, text: str) -> None:
         await self._check_speech(conn, state, text)
         mid = new_id("ch")
-        row = ChatMessage(id=mid, session_id=conn.session_id, viewer_id=conn.actor_id, name=conn.name,
-                          text=text, created_at=now_ms())
-        await self._publish(conn.session_id, "chat", {"message_id": mid, "viewer_id": conn.actor_id,
-                                                     "name": conn.name, "role": conn.role, "text": text}, row,
-                            wait=False)
+        row = ChatMessage(
+            id=mid,
+            session_id=conn.session_id,
+            viewer_id=conn.actor_id,
+            name=conn.name,
+            text=text,
+            created_at=now_ms(),
+        )
+        await self._publish(
+            conn.session_id,
+            "chat",
+            {
+                "message_id": mid,
+                "viewer_id": conn.actor_id,
+                "name": conn.name,
+                "role": conn.role,
+                "text": text,
+            },
+            row,
+            wait=False,
+        )
         self.track("chat", conn.session_id, conn.viewer_id)
 
     async def _on_question(self, conn: Connection, state: RoomState, text: str) -> None:
         await self._check_speech(conn, state, text)
         qid = new_id("qu")
-        row = Question(id=qid, session_id=conn.session_id, viewer_id=conn.actor_id, name=conn.name, text=text, votes=0,
-                       answered=False, deleted=False, created_at=now_ms())
-        await self._publish(conn.session_id, "question", {
-            "question_id": qid, "viewer_id": conn.actor_id, "name": conn.name, "text": text, "votes": 0,
-            "answered": False}, row)
+        row = Question(
+            id=qid,
+            session_id=conn.session_id,
+            viewer_id=conn.actor_id,
+            name=conn.name,
+            text=text,
+            votes=0,
+            answered=False,
+            deleted=False,
+            created_at=now_ms(),
+        )
+        await self._publish(
+            conn.session_id,
+            "question",
+            {
+                "question_id": qid,
+                "viewer_id": conn.actor_id,
+                "name": conn.name,
+                "text": text,
+                "votes": 0,
+                "answered": False,
+            },
+            row,
+        )
         self.track("question", conn.session_id, conn.viewer_id)
 
     async def _on_vote(self, conn: Connection, state: RoomState, question_id: str) -> None:
         q = await self._retry_after_drain(
-            lambda: storage.vote(self.db, conn.session_id, question_id, conn.actor_id))
-        await self._publish(conn.session_id, "question_updated",
-                            {"question_id": q.id, "votes": q.votes, "answered": q.answered})
+            lambda: storage.vote(self.db, conn.session_id, question_id, conn.actor_id)
+        )
+        await self._publish(
+            conn.session_id,
+            "question_updated",
+            {"question_id": q.id, "votes": q.votes, "answered": q.answered},
+        )
 
     async def _on_react(self, conn: Connection, state: RoomState, kind: str) -> None:
         self.hub.react(conn.session_id, kind)
@@ -156,28 +222,43 @@ class RoomService:
         await self._publish(conn.session_id, "unpin", {})
 
     async def _on_answer(self, conn: Connection, state: RoomState, question_id: str) -> None:
-        q = await self._retry_after_drain(lambda: storage.answer(self.db, conn.session_id, question_id))
-        await self._publish(conn.session_id, "question_updated",
-                            {"question_id": q.id, "votes": q.votes, "answered": True})
+        q = await self._retry_after_drain(
+            lambda: storage.answer(self.db, conn.session_id, question_id)
+        )
+        await self._publish(
+            conn.session_id,
+            "question_updated",
+            {"question_id": q.id, "votes": q.votes, "answered": True},
+        )
 
     async def _on_delete(self, conn: Connection, state: RoomState, message_id: str) -> None:
         kind = await self._retry_after_drain(
-            lambda: storage.delete_message(self.db, conn.session_id, message_id))
+            lambda: storage.delete_message(self.db, conn.session_id, message_id)
+        )
         if kind == "chat":
             await self._publish(conn.session_id, "chat_deleted", {"message_id": message_id})
         else:
-            await self._publish(conn.session_id, "question_updated", {"question_id": message_id,
-                                                                      "deleted": True})
+            await self._publish(
+                conn.session_id, "question_updated", {"question_id": message_id, "deleted": True}
+            )
 
-    async def _on_mute(self, conn: Connection, state: RoomState, viewer_id: str, minutes: int) -> None:
+    async def _on_mute(
+        self, conn: Connection, state: RoomState, viewer_id: str, minutes: int
+    ) -> None:
         until = now_ms() + minutes * 60_000
         await storage.moderate(self.db, conn.session_id, viewer_id, muted_until=until)
-        await self._publish(conn.session_id, "moderation", {"action": "mute", "viewer_id": viewer_id,
-                                                            "until": until, "by": conn.actor_id},
-                            audience="staff")
+        await self._publish(
+            conn.session_id,
+            "moderation",
+            {"action": "mute", "viewer_id": viewer_id, "until": until, "by": conn.actor_id},
+            audience="staff",
+        )
 
     async def _on_ban(self, conn: Connection, state: RoomState, viewer_id: str) -> None:
         await storage.moderate(self.db, conn.session_id, viewer_id, ban=True)
-        await self._publish(conn.session_id, "moderation", {"action": "ban", "viewer_id": viewer_id,
-                                                            "by": conn.actor_id}, audience="staff")
-
+        await self._publish(
+            conn.session_id,
+            "moderation",
+            {"action": "ban", "viewer_id": viewer_id, "by": conn.actor_id},
+            audience="staff",
+        )

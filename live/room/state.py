@@ -54,15 +54,19 @@ class RoomState:
             self.viewers = int(d.get("viewers", 0))
         elif t == "chat":
             if not any(m["message_id"] == d.get("message_id") for m in self.chat):
-                self.chat.append({k: d.get(k) for k in ("message_id", "viewer_id", "name", "role", "text")}
-                                 | {"ts": ev.ts})
+                self.chat.append(
+                    {k: d.get(k) for k in ("message_id", "viewer_id", "name", "role", "text")}
+                    | {"ts": ev.ts}
+                )
         elif t == "chat_deleted":
-            self.chat = deque((m for m in self.chat if m["message_id"] != d.get("message_id")),
-                              maxlen=RECENT_CHAT)
+            self.chat = deque(
+                (m for m in self.chat if m["message_id"] != d.get("message_id")), maxlen=RECENT_CHAT
+            )
         elif t == "question":
             if len(self.questions) < MAX_OPEN_QUESTIONS:
                 self.questions[str(d.get("question_id"))] = {
-                    k: d.get(k) for k in ("question_id", "viewer_id", "name", "text", "votes", "answered")
+                    k: d.get(k)
+                    for k in ("question_id", "viewer_id", "name", "text", "votes", "answered")
                 } | {"ts": ev.ts}
         elif t == "question_updated":
             q = self.questions.get(str(d.get("question_id")))
@@ -76,16 +80,34 @@ class RoomState:
         return time.monotonic() - self.blocked_at < BLOCKED_WORDS_TTL
 
     def open_questions(self) -> list[dict[str, Any]]:
-        return sorted(self.questions.values(), key=lambda q: (-int(q.get("votes") or 0), q.get("ts") or 0))
+        return sorted(
+            self.questions.values(), key=lambda q: (-int(q.get("votes") or 0), q.get("ts") or 0)
+        )
 
-    def hello(self, *, last_id: int, ts: int, role: str, actor_id: str, name: str) -> dict[str, Any]:
-        out = {"type": "hello", "id": last_id, "ts": ts, "role": role,
-               "viewer_id": actor_id if role == "viewer" else None,
-               "staff_id": actor_id if role != "viewer" else None, "name": name,
-               "session": {"id": self.session_id, "status": self.status, "kind": self.kind,
-                           "title": self.title, "scheduled_at": self.scheduled_at},
-               "pinned": self.pinned, "deal": self.deal, "questions": self.open_questions(),
-               "chat": list(self.chat), "viewers": self.viewers}
+    def hello(
+        self, *, last_id: int, ts: int, role: str, actor_id: str, name: str
+    ) -> dict[str, Any]:
+        out = {
+            "type": "hello",
+            "id": last_id,
+            "ts": ts,
+            "role": role,
+            "viewer_id": actor_id if role == "viewer" else None,
+            "staff_id": actor_id if role != "viewer" else None,
+            "name": name,
+            "session": {
+                "id": self.session_id,
+                "status": self.status,
+                "kind": self.kind,
+                "title": self.title,
+                "scheduled_at": self.scheduled_at,
+            },
+            "pinned": self.pinned,
+            "deal": self.deal,
+            "questions": self.open_questions(),
+            "chat": list(self.chat),
+            "viewers": self.viewers,
+        }
         if role != "viewer":
             out["counters"] = self.counters
         return out

@@ -95,7 +95,9 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
     if sess is None:
         raise Refused(4404, "no such session")
     if isinstance(p, Staff):
-        return Admitted("staff", p.staff_id or "admin", await store.staff_name(state.db, p.staff_id)), after
+        return Admitted(
+            "staff", p.staff_id or "admin", await store.staff_name(state.db, p.staff_id)
+        ), after
     if isinstance(p, Host):
         return Admitted("host", p.staff_id, await store.staff_name(state.db, p.staff_id)), after
     v = await store.viewer(state.db, session_id, p.viewer_id)
@@ -103,8 +105,13 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
         raise Refused(4403, "unknown viewer")
     if v.banned:
         raise Refused(4403, "banned from this session")
-    return Admitted("viewer", v.id, v.name, v.muted_until,
-                    {"source": v.source, "invite_id": v.invite_id, "associate_id": v.associate_id}), after
+    return Admitted(
+        "viewer",
+        v.id,
+        v.name,
+        v.muted_until,
+        {"source": v.source, "invite_id": v.invite_id, "associate_id": v.associate_id},
+    ), after
 
 
 class RoomSocket:
@@ -124,12 +131,22 @@ class RoomSocket:
             return
         settings = state.settings
         hub: Hub = state.room_hub
-        conn = Connection(send, session_id=sid, role=who.role, actor_id=who.actor_id, name=who.name,
-                          limit=settings.send_queue_frames)
-        conn.protocol = RoomProtocol(role=who.role, actor_id=who.actor_id,
-                                     max_frame_bytes=settings.max_frame_bytes,
-                                     max_text_chars=settings.max_text_chars, limiter=hub.limiter,
-                                     muted_until_ms=who.muted_until)
+        conn = Connection(
+            send,
+            session_id=sid,
+            role=who.role,
+            actor_id=who.actor_id,
+            name=who.name,
+            limit=settings.send_queue_frames,
+        )
+        conn.protocol = RoomProtocol(
+            role=who.role,
+            actor_id=who.actor_id,
+            max_frame_bytes=settings.max_frame_bytes,
+            max_text_chars=settings.max_text_chars,
+            limiter=hub.limiter,
+            muted_until_ms=who.muted_until,
+        )
         try:
             room = await hub.join(conn, settings.max_sockets_per_viewer)
         except TooManySockets as exc:
@@ -155,12 +172,14 @@ class RoomSocket:
             if conn.viewer_id is not None:
                 state.track("left", sid, conn.viewer_id)
 
-    async def _start(self, state: Any, hub: Hub, room: Room, conn: Connection, who: Admitted,
-                     after: int | None) -> None:
+    async def _start(
+        self, state: Any, hub: Hub, room: Room, conn: Connection, who: Admitted, after: int | None
+    ) -> None:
         assert room.state is not None
         conn.last_id = room.last_id
-        hello = room.state.hello(last_id=room.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id,
-                                 name=who.name)
+        hello = room.state.hello(
+            last_id=room.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
+        )
         await conn.send({"type": "websocket.send", "text": frame([hello])})
         if after is not None and after < room.last_id:
             rooms: RoomService = state.rooms
@@ -177,8 +196,12 @@ class RoomSocket:
         if conn.viewer_id is not None:
             state.track("joined", conn.session_id, conn.viewer_id, **(who.joined or {}))
             if room.state.pinned:
-                state.track("impression", conn.session_id, conn.viewer_id,
-                            product_id=room.state.pinned.get("product_id"))
+                state.track(
+                    "impression",
+                    conn.session_id,
+                    conn.viewer_id,
+                    product_id=room.state.pinned.get("product_id"),
+                )
 
     async def _read(self, state: Any, room: Room, conn: Connection, receive: Receive) -> None:
         rooms: RoomService = state.rooms
@@ -204,9 +227,14 @@ class RoomSocket:
             except VitrineError as exc:
                 self._reply(state, conn, Reject(exc.code, exc.detail, result.ref))
             except Exception:
-                log.exception("room intent failed", extra={"session": conn.session_id, "type": result.kind})
-                self._reply(state, conn, Reject("internal", "the server could not do this; try again",
-                                                result.ref))
+                log.exception(
+                    "room intent failed", extra={"session": conn.session_id, "type": result.kind}
+                )
+                self._reply(
+                    state,
+                    conn,
+                    Reject("internal", "the server could not do this; try again", result.ref),
+                )
 
     @staticmethod
     def _reply(state: Any, conn: Connection, reject: Reject) -> None:
@@ -215,6 +243,9 @@ class RoomSocket:
             state.room_hub.drop_slow(conn)
 
 
-room_socket = doc("Room WebSocket `?token=&after=`: chat, questions, votes, reactions, pins, moderation; "
-                  "frames are JSON arrays of events (see live.room.ws)", auth="viewer, host or staff",
-                  tag="room")(RoomSocket())
+room_socket = doc(
+    "Room WebSocket `?token=&after=`: chat, questions, votes, reactions, pins, moderation; "
+    "frames are JSON arrays of events (see live.room.ws)",
+    auth="viewer, host or staff",
+    tag="room",
+)(RoomSocket())

@@ -19,14 +19,20 @@ _OBJ = {"type": "object"}
 async def list_stores(request: Request) -> Response:
     require_staff(request)
     flag = request.query_params.get("live_enabled")
-    return JSON(await directory.list_stores(request.app.state.db,
-                                            live_enabled=None if flag is None else flag == "true"))
+    return JSON(
+        await directory.list_stores(
+            request.app.state.db, live_enabled=None if flag is None else flag == "true"
+        )
+    )
 
 
 @doc("Create a store", auth="staff", body=_OBJ, responses={201: "created"})
 async def create_store(request: Request) -> Response:
     require_staff(request, "admin")
-    return JSON(await directory.create_store(request.app.state.db, await json_body(request)), status_code=201)
+    return JSON(
+        await directory.create_store(request.app.state.db, await json_body(request)),
+        status_code=201,
+    )
 
 
 @doc("Show one store", auth="staff", responses={404: "unknown store"})
@@ -40,19 +46,33 @@ async def get_store(request: Request) -> Response:
 async def list_staff(request: Request) -> Response:
     require_staff(request)
     q = request.query_params
-    return JSON(await directory.list_staff(request.app.state.db, store_id=q.get("store_id"), role=q.get("role")))
+    return JSON(
+        await directory.list_staff(
+            request.app.state.db, store_id=q.get("store_id"), role=q.get("role")
+        )
+    )
 
 
-@doc("Create a staff member `{name, role, store_id?, email?}`", auth="staff", body=_OBJ, responses={201: "created"})
+@doc(
+    "Create a staff member `{name, role, store_id?, email?}`",
+    auth="staff",
+    body=_OBJ,
+    responses={201: "created"},
+)
 async def create_staff(request: Request) -> Response:
     require_staff(request, "admin")
-    return JSON(await directory.create_staff(request.app.state.db, await json_body(request)), status_code=201)
+    return JSON(
+        await directory.create_staff(request.app.state.db, await json_body(request)),
+        status_code=201,
+    )
 
 
 @doc("Show one staff member", auth="staff", responses={404: "unknown staff"})
 async def get_staff(request: Request) -> Response:
     require_staff(request)
-    s = await directory.get_one(request.app.state.db, StaffMember, request.path_params["id"], "staff")
+    s = await directory.get_one(
+        request.app.state.db, StaffMember, request.path_params["id"], "staff"
+    )
     return JSON(directory.staff_json(s))
 
 
@@ -64,13 +84,23 @@ async def list_clients(request: Request) -> Response:
     if staff.role == "associate":  # an associate's client book is their own store's
         store_id = store_id or staff.store_id or ""
         check_store(staff, store_id)
-    return JSON(await directory.list_clients(
-        request.app.state.db, store_id=store_id, associate_id=q.get("associate_id"),
-        limit=query_int(request, "limit", 500, 1, 5000), offset=query_int(request, "offset", 0)))
+    return JSON(
+        await directory.list_clients(
+            request.app.state.db,
+            store_id=store_id,
+            associate_id=q.get("associate_id"),
+            limit=query_int(request, "limit", 500, 1, 5000),
+            offset=query_int(request, "offset", 0),
+        )
+    )
 
 
-@doc("Create a client `{store_id, name, associate_id?, email?, phone?, city?}`", auth="staff", body=_OBJ,
-     responses={201: "created"})
+@doc(
+    "Create a client `{store_id, name, associate_id?, email?, phone?, city?}`",
+    auth="staff",
+    body=_OBJ,
+    responses={201: "created"},
+)
 async def create_client(request: Request) -> Response:
     staff = require_staff(request)
     data = await json_body(request)

@@ -25,9 +25,15 @@ def _absolute(request: Request, path: str) -> str:
     return base.rstrip("/") + path
 
 
-@doc("Create a session `{title, kind, store_id, host_id, scheduled_at?, capacity?, product_ids?}`",
-     auth="staff", body={"type": "object", "required": ["title", "kind", "store_id", "host_id"]},
-     responses={201: "created: {id, kind, status, watch_url, host_token, studio_url}", 422: "invalid field"})
+@doc(
+    "Create a session `{title, kind, store_id, host_id, scheduled_at?, capacity?, product_ids?}`",
+    auth="staff",
+    body={"type": "object", "required": ["title", "kind", "store_id", "host_id"]},
+    responses={
+        201: "created: {id, kind, status, watch_url, host_token, studio_url}",
+        422: "invalid field",
+    },
+)
 async def create_session(request: Request) -> Response:
     staff = require_staff(request, "associate", "marketer")
     out = await _svc(request).create(await json_body(request), staff)
@@ -36,23 +42,40 @@ async def create_session(request: Request) -> Response:
     return JSON(out, status_code=201)
 
 
-@doc("List sessions (`?kind=&status=&store_id=&host_id=&limit=&offset=`); private: title and status only")
+@doc(
+    "List sessions (`?kind=&status=&store_id=&host_id=&limit=&offset=`); private: title and status only"
+)
 async def list_sessions(request: Request) -> Response:
     p = principal(request, required=False)
     q = request.query_params
-    return JSON(await _svc(request).list_sessions(
-        p, kind=q.get("kind"), status=q.get("status"), store_id=q.get("store_id"), host_id=q.get("host_id"),
-        limit=query_int(request, "limit", 100, 1, 1000), offset=query_int(request, "offset", 0)))
+    return JSON(
+        await _svc(request).list_sessions(
+            p,
+            kind=q.get("kind"),
+            status=q.get("status"),
+            store_id=q.get("store_id"),
+            host_id=q.get("host_id"),
+            limit=query_int(request, "limit", 100, 1, 1000),
+            offset=query_int(request, "offset", 0),
+        )
+    )
 
 
-@doc("Show one session; private: title and status only unless invited or staff", responses={404: "unknown"})
+@doc(
+    "Show one session; private: title and status only unless invited or staff",
+    responses={404: "unknown"},
+)
 async def get_session(request: Request) -> Response:
     p = principal(request, required=False)
     return JSON(await _svc(request).get(request.path_params["id"], p))
 
 
-@doc("Invite clients to a private session `{client_ids, associate_id?}` → `[{client_id, code, url}]`",
-     auth="staff", body={"type": "object", "required": ["client_ids"]}, responses={201: "created"})
+@doc(
+    "Invite clients to a private session `{client_ids, associate_id?}` → `[{client_id, code, url}]`",
+    auth="staff",
+    body={"type": "object", "required": ["client_ids"]},
+    responses={201: "created"},
+)
 async def create_invites(request: Request) -> Response:
     staff = require_staff(request, "associate", "marketer")
     sid = request.path_params["id"]
@@ -62,34 +85,58 @@ async def create_invites(request: Request) -> Response:
     return JSON(out, status_code=201)
 
 
-@doc("Join a session as a viewer `{invite?, name?}` → `{viewer_id, token}` and a viewer cookie",
-     body={"type": "object"},
-     responses={201: "joined", 403: "invite_required | invite_invalid | session_full | banned"})
+@doc(
+    "Join a session as a viewer `{invite?, name?}` → `{viewer_id, token}` and a viewer cookie",
+    body={"type": "object"},
+    responses={201: "joined", 403: "invite_required | invite_invalid | session_full | banned"},
+)
 async def join_session(request: Request) -> Response:
     data = await json_body(request, required=False)
     invite = field(data, "invite", str, default=None)
     name = field(data, "name", str, default=None)
-    source = field(data, "source", str, default="public", check=lambda v: v in ("public", "share", "replay"),
-                   why="must be public, share or replay")
+    source = field(
+        data,
+        "source",
+        str,
+        default="public",
+        check=lambda v: v in ("public", "share", "replay"),
+        why="must be public, share or replay",
+    )
     tokens = request.app.state.tokens
-    anon_key = tokens.read_cookie("viewer", request.cookies.get(VIEWER_COOKIE)) or secrets.token_urlsafe(16)
-    result = await _svc(request).join(request.path_params["id"], invite=invite, name=name, anon_key=anon_key,
-                                      source=source)
+    anon_key = tokens.read_cookie(
+        "viewer", request.cookies.get(VIEWER_COOKIE)
+    ) or secrets.token_urlsafe(16)
+    result = await _svc(request).join(
+        request.path_params["id"], invite=invite, name=name, anon_key=anon_key, source=source
+    )
     resp = JSON(result.json(), status_code=201)
-    resp.set_cookie(VIEWER_COOKIE, tokens.cookie("viewer", anon_key, ANON_COOKIE_TTL), max_age=ANON_COOKIE_TTL,
-                    httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    resp.set_cookie(
+        VIEWER_COOKIE,
+        tokens.cookie("viewer", anon_key, ANON_COOKIE_TTL),
+        max_age=ANON_COOKIE_TTL,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
     return resp
 
 
-@doc("Start (go live): status → live, broadcast to the room", auth="host or staff",
-     responses={409: "session_ended"})
+@doc(
+    "Start (go live): status → live, broadcast to the room",
+    auth="host or staff",
+    responses={409: "session_ended"},
+)
 async def start_session(request: Request) -> Response:
     sid = request.path_params["id"]
     await require_session_actor(request, sid)
     return JSON(await _svc(request).set_status(sid, "live"))
 
 
-@doc("End: status → ended, broadcast to the room", auth="host or staff", responses={409: "session_ended"})
+@doc(
+    "End: status → ended, broadcast to the room",
+    auth="host or staff",
+    responses={409: "session_ended"},
+)
 async def end_session(request: Request) -> Response:
     sid = request.path_params["id"]
     await require_session_actor(request, sid)

@@ -26,8 +26,12 @@ async def healthz(request: Request) -> Response:
         except Exception as exc:  # a health probe reports every failure, whatever it is
             checks[name] = f"error: {type(exc).__name__}"
             ok = False
-    body = {"status": "ok" if ok else "degraded", "checks": checks, "bus": state.bus.name,
-            "process": state.process_id}
+    body = {
+        "status": "ok" if ok else "degraded",
+        "checks": checks,
+        "bus": state.bus.name,
+        "process": state.process_id,
+    }
     return JSON(body, status_code=200 if ok else 503)
 
 

@@ -28,8 +28,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -41,8 +45,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
-async def await_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-                    what: str = "condition") -> Any:
+async def await_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -79,8 +87,15 @@ def thread_server(settings: Settings) -> Iterator[LiveServer]:
     """Run the app under uvicorn in a background thread with its own event loop."""
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
-                            access_log=False, **UVICORN_WS)  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        **UVICORN_WS,
+    )  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -95,13 +110,29 @@ def thread_server(settings: Settings) -> Iterator[LiveServer]:
 
 
 @contextmanager
-def process_server(env: dict[str, str], *, extra_args: list[str] | None = None) -> Iterator[LiveServer]:
+def process_server(
+    env: dict[str, str], *, extra_args: list[str] | None = None
+) -> Iterator[LiveServer]:
     """Run ``uvicorn live.app:app_from_env`` in a separate process."""
     port = free_port()
     full_env = {**os.environ, **env, "VITRINE_LOG_LEVEL": env.get("VITRINE_LOG_LEVEL", "WARNING")}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env", "--host", "127.0.0.1",
-           "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
-           "--no-access-log", *(extra_args or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "live.app:app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws",
+        "websockets-sansio",
+        "--ws-per-message-deflate",
+        "false",
+        "--no-access-log",
+        *(extra_args or []),
+    ]
     log = tempfile.TemporaryFile()  # not a pipe: a pipe nobody reads fills up and stalls the server
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
