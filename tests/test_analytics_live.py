@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.factory import join_buyer, set_stock
+from tests.support.factory import abuy, join_buyer, set_stock
+from tests.support.room import close_all, host_token, join, open_room
 from tests.support.server import LiveServer, await_for
-from tests.test_checkout_room import _abuy
-from tests.test_room_support import close_all, host_token, join, open_room
 
 
 async def test_real_traffic_counts_each_viewer_once(
@@ -37,10 +36,10 @@ async def test_real_traffic_counts_each_viewer_once(
     try:
         await host.send("pin", product_id=product["id"])
         await bo.wait_type("pin")
-        await _abuy(server, buyer, sid, product["id"])
+        await abuy(server, buyer, sid, product["id"])
         await tab2.close()  # the phone drops and comes back
         tab2 = await open_room(server, sid, phone["token"])
-        await _abuy(server, buyer, sid, product["id"])
+        await abuy(server, buyer, sid, product["id"])
 
         async def report() -> dict[str, Any] | None:
             async with server.aclient(admin) as staff:

@@ -7,10 +7,9 @@ from typing import Any
 
 from tests import test_room_redis
 from tests.conftest import ADMIN_TOKEN
-from tests.support.factory import build_world, join_buyer, set_stock
+from tests.support.factory import abuy, build_world, join_buyer, set_stock
+from tests.support.room import close_all, host_token, join, open_room
 from tests.support.server import LiveServer, await_for
-from tests.test_checkout_room import _abuy
-from tests.test_room_support import close_all, host_token, join, open_room
 
 two_servers = (
     test_room_redis.two_servers
@@ -41,8 +40,8 @@ async def test_one_client_through_two_processes_is_counted_once(
         )  # each process tracks an impression per tab
         await tab_a.wait_type("pin")
         await tab_b.wait_type("pin")
-        await _abuy(b, buyer, sid, product["id"])
-        await _abuy(a, buyer, sid, product["id"])
+        await abuy(b, buyer, sid, product["id"])
+        await abuy(a, buyer, sid, product["id"])
         await tab_a.close()
         tab_a = await open_room(a, sid, buyer)  # reconnects
 

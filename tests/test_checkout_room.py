@@ -3,27 +3,13 @@ counters (staff only), deal events, and the analytics that a purchase feeds."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 
-from tests.support.factory import join_buyer, set_stock
+from tests.support.factory import abuy, join_buyer, set_stock
+from tests.support.room import close_all, host_token, open_room, viewer
 from tests.support.server import LiveServer, await_for
-from tests.test_room_support import close_all, host_token, open_room, viewer
-
-
-async def _abuy(server: LiveServer, token: str, session_id: str, product_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(
-        base_url=server.url, timeout=30, headers={"authorization": f"Bearer {token}"}
-    ) as c:
-        r = await c.post(
-            "/api/orders",
-            json={"session_id": session_id, "items": [{"product_id": product_id}]},
-            headers={"idempotency-key": uuid.uuid4().hex},
-        )
-        assert r.status_code == 201, r.text
-        return r.json()  # type: ignore[no-any-return]
 
 
 async def test_purchase_reaches_the_room_and_counters_reach_staff(
@@ -47,7 +33,7 @@ async def test_purchase_reaches_the_room_and_counters_reach_staff(
         card = pin["card"]
         assert card["price"] == product["price"] and card["variants"][0]["stock"] == 5
         assert card["variants"][0]["available"] is True and card["deal"] is None
-        order = await _abuy(server, buyer, sid, product["id"])
+        order = await abuy(server, buyer, sid, product["id"])
         assert order["pinned"] is True  # bought while the host was showing it
         bought = await ana.wait_type("purchase")
         assert bought["text"] == f"A client in Shanghai just bought {product['title']}"
@@ -58,7 +44,7 @@ async def test_purchase_reaches_the_room_and_counters_reach_staff(
             "CNY",
             1,
         )
-        await _abuy(server, buyer, sid, product["id"])
+        await abuy(server, buyer, sid, product["id"])
         await host.wait_type("counters", orders=2)
         assert ana.of("counters") == []  # the host's numbers are not for viewers
         # analytics heard the purchases

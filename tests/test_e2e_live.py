@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from live.config import Settings
+from tests.support.browser import PHONE, chromium, shot, watch_console
 from tests.support.factory import build_world
 from tests.support.server import LiveServer, thread_server, wait_for
-from tests.test_web_pages import PHONE, chromium, shot, watch_console
 
 DESKTOP = {"width": 1280, "height": 860}
 DEMO_CARD = "4242 4242 4242 4242"

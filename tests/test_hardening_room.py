@@ -9,8 +9,8 @@ from typing import Any
 from live.config import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.support.factory import build_world
+from tests.support.room import close_all, join, open_room, viewer
 from tests.support.server import LiveServer, await_for, thread_server
-from tests.test_room_support import close_all, join, open_room, viewer
 
 
 async def test_after_beyond_64_bits_is_refused(server: LiveServer, world: dict[str, Any]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.room import close_all, host_token, join, open_room, viewer
 from tests.support.server import LiveServer
-from tests.test_room_support import close_all, host_token, join, open_room, viewer
 
 
 async def test_chat_fans_out_to_everyone(server: LiveServer, world: dict[str, Any]) -> None:

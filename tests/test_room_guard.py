@@ -14,8 +14,8 @@ from live.auth import Tokens
 from live.config import Settings
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support.factory import build_world
+from tests.support.room import close_all, host_token, join, open_room, viewer
 from tests.support.server import LiveServer, thread_server
-from tests.test_room_support import close_all, host_token, join, open_room, viewer
 
 
 async def test_refused_tokens_get_clear_close_codes(

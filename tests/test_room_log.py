@@ -10,8 +10,8 @@ from typing import Any
 from live.config import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.support.factory import build_world
+from tests.support.room import close_all, host_token, join, open_room, viewer
 from tests.support.server import LiveServer, thread_server
-from tests.test_room_support import close_all, host_token, join, open_room, viewer
 
 
 def emit(server: LiveServer, *args: Any, **kw: Any) -> dict[str, Any]:

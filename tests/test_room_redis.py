@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support.factory import build_world
+from tests.support.room import close_all, host_token, join, open_room, viewer
 from tests.support.server import LiveServer, process_server
-from tests.test_room_support import close_all, host_token, join, open_room, viewer
 
 
 @pytest.fixture

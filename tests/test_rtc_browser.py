@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import chromium
+from tests.support.rtc import database_url, settings  # noqa: F401 - one process, SQLite
 from tests.support.server import LiveServer, wait_for
-from tests.test_rtc_relay import database_url, settings  # noqa: F401 - one process, SQLite
-from tests.test_web_pages import chromium
 
 PUBLISH = """async ({sid, token, codec}) => {
   const stream = await navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: true});

@@ -14,8 +14,8 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from live.config import Settings
 from rtc import hooks
 from rtc.client import WhipError, negotiate, peer
+from tests.support.rtc import Host, Watcher, database_url, join, settings  # noqa: F401 - one process, SQLite
 from tests.support.server import LiveServer, await_for
-from tests.test_rtc_relay import Host, Watcher, database_url, join, settings  # noqa: F401 - one process, SQLite
 
 SDP = {"content-type": "application/sdp"}
 

@@ -2,141 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpSender
-from aiortc.mediastreams import MediaStreamError
 
-from live.config import Settings
-from rtc import hooks
-from rtc.client import Connection, WhipError, negotiate, peer
+from rtc.client import WhipError
 from rtc.frames import is_keyframe, nal_units
-from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
+from tests.support.room import open_room
+from tests.support.rtc import (  # noqa: F401 - fixtures: one process, SQLite
+    Host,
+    Watcher,
+    clip,
+    close_all,
+    database_url,
+    join,
+    settings,
+)
 from tests.support.server import LiveServer, await_for
-from tests.test_room_support import open_room
-
-CLIPS: dict[str, list[bytes]] = {}
-
-
-@pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    return sqlite_url  # the relay keeps no rows: one database kind is enough here
-
-
-@pytest.fixture
-def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(
-        database_url, relay_workers=1
-    )  # one process; tests/test_rtc_workers.py has two
-
-
-def clip(codec: str = "vp8") -> list[bytes]:
-    if codec not in CLIPS:
-        CLIPS[codec] = encode_clip(codec, 320, 240, 30, 30, 400_000)
-    return CLIPS[codec]
-
-
-class Host:
-    def __init__(self, codec: str = "vp8", audio: bool = True) -> None:
-        self.codec = codec
-        self.video = ClipTrack("video", clip(codec), 30, 90000, keep=400)
-        self.audio = ClipTrack("audio", encode_tone(25), 50, 48000) if audio else None
-        self.pc: RTCPeerConnection | None = None
-        self.conn: Connection | None = None
-
-    async def publish(self, http: httpx.AsyncClient, session_id: str, token: str) -> Connection:
-        self.pc = pc = peer()
-        t = pc.addTransceiver(self.video, direction="sendonly")
-        t.setCodecPreferences(
-            [
-                c
-                for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType.lower() in (f"video/{self.codec}", "video/rtx")
-            ]
-        )
-        honour_keyframe_requests(t.sender, self.video)
-        if self.audio is not None:
-            pc.addTransceiver(self.audio, direction="sendonly")
-        self.conn = await negotiate(http, f"/whip/{session_id}", pc, token)
-        return self.conn
-
-
-class Watcher:
-    """A viewer that keeps the encoded frames it receives (tap) or decodes them (decode=True)."""
-
-    def __init__(self, decode: bool = False) -> None:
-        self.decode = decode
-        self.frames: list[bytes] = []
-        self.decoded = 0
-        self.audio_frames = 0
-        self.pc: RTCPeerConnection | None = None
-        self.conn: Connection | None = None
-        self.tasks: list[asyncio.Task[Any]] = []
-
-    async def watch(
-        self,
-        http: httpx.AsyncClient,
-        session_id: str,
-        token: str | None,
-        kinds: tuple[str, ...] = ("video", "audio"),
-    ) -> Connection:
-        self.pc = pc = peer()
-        for kind in kinds:
-            t = pc.addTransceiver(kind, direction="recvonly")
-            if not self.decode:
-                hooks.tap_receiver(t.receiver, self._sink(kind), lambda: None)
-        if self.decode:
-            pc.on(
-                "track", lambda track: self.tasks.append(asyncio.ensure_future(self._read(track)))
-            )
-        self.conn = await negotiate(http, f"/whep/{session_id}", pc, token)
-        return self.conn
-
-    def _sink(self, kind: str) -> Any:
-        def sink(codec: Any, frame: Any) -> None:
-            if kind == "video":
-                self.frames.append(frame.data)
-            else:
-                self.audio_frames += 1
-
-        return sink
-
-    async def _read(self, track: Any) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    assert frame.width == 320 and frame.height == 240
-                    self.decoded += 1
-                else:
-                    self.audio_frames += 1
-        except MediaStreamError:
-            pass
-
-    async def close(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        if self.pc is not None:
-            await self.pc.close()
-
-
-async def close_all(host: Host, *watchers: Watcher) -> None:
-    for w in watchers:
-        await w.close()
-    assert host.pc is not None
-    await host.pc.close()
-
-
-async def join(http: httpx.AsyncClient, session_id: str, invite: str | None = None) -> str:
-    r = await http.post(
-        f"/api/sessions/{session_id}/viewers", json={"invite": invite} if invite else {}
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["token"])
 
 
 async def test_viewers_receive_the_hosts_exact_frames(

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from live.config import Settings
+from tests.support.rtc import Host, Watcher, join
 from tests.support.server import LiveServer, await_for
-from tests.test_rtc_relay import Host, Watcher, join
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+import httpx
 
 from tests.support.server import LiveServer
 
@@ -117,3 +120,17 @@ def join_buyer(
             )
             assert r.status_code == 200, r.text
     return token
+
+
+async def abuy(server: LiveServer, token: str, session_id: str, product_id: str) -> dict[str, Any]:
+    """Buy one unit of ``product_id`` as the viewer behind ``token`` (a fresh idempotency key)."""
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=30, headers={"authorization": f"Bearer {token}"}
+    ) as c:
+        r = await c.post(
+            "/api/orders",
+            json={"session_id": session_id, "items": [{"product_id": product_id}]},
+            headers={"idempotency-key": uuid.uuid4().hex},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
