@@ -149,8 +149,7 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             sockets.append(ws)
 
         viewers[1].route_web_socket(re.compile(r".*/ws/sessions/.*"), through_gate)
-        answers: list[str] = []
-        host.on("dialog", lambda d: d.accept(answers.pop(0) if answers else None))
+        host.on("dialog", lambda d: d.accept())  # confirm() to end the session or ban a phone
 
         with step("host signs in by the studio link"):
             host.goto(sess["studio_url"])
@@ -296,10 +295,45 @@ def test_live_show_end_to_end(live_server: LiveServer, admin: str) -> None:
             host.wait_for_selector("#count-orders:has-text('2')", timeout=10000)
 
         with step("the host starts a flash deal; the phones count down at the deal price"):
-            answers[:] = ["5", "20", "10"]  # minutes, percent off, pieces
-            host.click(
+            start_deal = (
                 f"#products li[data-product='{product['id']}'] button:has-text('Start deal')"
             )
+            host.set_viewport_size(PHONE)
+            host.click(start_deal)
+            host.wait_for_selector("#deal-dialog[open]", timeout=5000)
+            # focus is in the form, the price is prefilled at 20% off; Escape cancels
+            assert host.evaluate("document.activeElement.id") == "deal-price"
+            assert host.input_value("#deal-price") == "479.20"
+            assert host.input_value("#deal-limit") == "1"
+            assert host.input_value("#deal-minutes") == "5"
+            host.keyboard.press("Escape")
+            host.wait_for_selector("#deal-dialog", state="hidden", timeout=5000)
+            host.click(start_deal)
+            host.wait_for_selector("#deal-dialog[open]", timeout=5000)
+            # bad input is reported inline, next to its field, and nothing is sent
+            host.fill("#deal-price", "700")
+            host.fill("#deal-quantity", "0")
+            host.click("#deal-start")
+            host.wait_for_selector("#deal-price-err:has-text('must be below')", timeout=5000)
+            host.wait_for_selector("#deal-quantity-err:has-text('whole number')", timeout=5000)
+            assert host.evaluate("document.activeElement.id") == "deal-price"
+            shot(host, "studio-deal-form-errors-375")
+            host.fill("#deal-price", "479.20")
+            host.fill("#deal-quantity", "10")
+            host.fill("#deal-limit", "2")
+            host.fill("#deal-minutes", "5")
+            host.wait_for_selector("#deal-price-err", state="hidden", timeout=5000)
+            until(host, f"document.documentElement.scrollWidth <= {PHONE['width']}", 10)
+            shot(host, "studio-deal-form-375")
+            host.click("#deal-start")
+            host.wait_for_selector("#deal-dialog", state="hidden", timeout=10000)
+            host.set_viewport_size(DESKTOP)
+            with server.client(admin) as c:
+                deals = c.get(f"/api/sessions/{sid}/deals").json()
+            items = deals if isinstance(deals, list) else deals.get("items", [])
+            d = next(x for x in items if x["product_id"] == product["id"])
+            assert (d["price"], d["quantity"], d["per_viewer_limit"]) == (47920, 10, 2), d
+            assert 290_000 <= d["ends_at"] - d["starts_at"] <= 300_000, d
             for v in viewers:
                 v.wait_for_selector("#deal:not([hidden]) #deal-time", timeout=10000)
                 v.wait_for_selector("#card-was:not([hidden])", timeout=10000)

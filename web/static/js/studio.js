@@ -161,7 +161,7 @@ function renderProducts() {
         onclick: () => room.send(pinned ? { type: "unpin" } : { type: "pin", product_id: p.id }),
       }, pinned ? "Unpin" : "Pin"),
       deal ? el("button", { type: "button", class: "small danger", onclick: () => endDeal(deal) }, "End deal")
-        : el("button", { type: "button", class: "small", onclick: () => startDeal(p) }, "Start deal"));
+        : el("button", { type: "button", class: "small", onclick: (ev) => startDeal(p, ev.currentTarget) }, "Start deal"));
     const dealLine = deal ? el("div", { class: "deal-line small", dataset: { ends: deal.ends_at } },
       `Deal ${money(deal.price, p.currency)} · ${deal.remaining ?? "?"} left · `, el("span", { class: "deal-left" }, clock(deal.ends_at - Date.now()))) : null;
     return el("li", { class: pinned ? "pinned" : "", dataset: { product: p.id } },
@@ -208,23 +208,106 @@ async function endDeal(deal) {
   }
 }
 
-async function startDeal(p) {
-  const minutes = Number(prompt(`Flash deal on “${p.title}”: how many minutes?`, "5"));
-  if (!minutes || minutes <= 0) return;
-  const pct = Number(prompt("Discount, percent off?", "20"));
-  if (!pct || pct <= 0 || pct >= 100) return;
-  const quantity = Math.floor(Number(prompt("How many pieces at this price?", "20")));
-  if (!quantity || quantity <= 0) return;
-  const price = Math.round((p.price * (100 - pct)) / 100);
+// The "Start deal" form: a modal <dialog> (focus moves in, Escape cancels, inline messages).
+const MAX_PER_VIEWER = 99;
+const MAX_MINUTES = 24 * 60;
+const dealForm = { product: null, opener: null };
+
+function currencyDigits(currency) {
+  try { return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits; }
+  catch { return 2; }
+}
+
+/** "479.20" / "479,2" → 47920 minor units, or null when it is not a plain amount with at most `digits` decimals. */
+function parseMajor(text, digits) {
+  const t = text.trim().replace(/\s/g, "").replace(",", ".");
+  const m = digits > 0 ? new RegExp(`^(\\d+)(?:\\.(\\d{0,${digits}}))?$`).exec(t) : /^(\d+)$/.exec(t);
+  if (!m) return null;
+  return Number(m[1]) * 10 ** digits + Number((m[2] || "").padEnd(digits, "0") || 0);
+}
+
+function wholeNumber(text, min, max) {
+  const t = text.trim();
+  if (!/^\d+$/.test(t)) return null;
+  const n = Number(t);
+  return n >= min && n <= max ? n : null;
+}
+
+function dealFieldError(name, text) {
+  const input = $(`#deal-${name}`);
+  $(`#deal-${name}-err`).textContent = text || "";
+  if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+}
+
+function startDeal(p, opener) {
+  const dialog = $("#deal-dialog");
+  const digits = currencyDigits(p.currency);
+  dealForm.product = p;
+  dealForm.opener = opener || null;
+  $("#deal-product").textContent = p.title || "";
+  $("#deal-currency").textContent = p.currency || "";
+  $("#deal-list-price").textContent = money(p.price, p.currency);
+  $("#deal-price").value = (Math.round(p.price * 0.8) / 10 ** digits).toFixed(digits);
+  $("#deal-quantity").value = "20";
+  $("#deal-limit").value = "1";
+  $("#deal-minutes").value = "5";
+  for (const name of ["price", "quantity", "limit", "minutes"]) dealFieldError(name, "");
+  $("#deal-error").textContent = "";
+  $("#deal-start").disabled = false;
+  dialog.showModal();
+  const price = $("#deal-price");
+  price.focus();
+  price.select();
+}
+
+function readDealForm(p) {
+  const digits = currencyDigits(p.currency);
+  const errors = {};
+  const price = parseMajor($("#deal-price").value, digits);
+  if (price === null) errors.price = digits ? `Enter an amount like ${(1234 / 100).toFixed(digits)}.` : "Enter a whole amount.";
+  else if (price >= p.price) errors.price = `The deal price must be below ${money(p.price, p.currency)}.`;
+  const quantity = wholeNumber($("#deal-quantity").value, 1, 10_000_000);
+  if (quantity === null) errors.quantity = "Enter a whole number, 1 or more.";
+  const limit = wholeNumber($("#deal-limit").value, 1, MAX_PER_VIEWER);
+  if (limit === null) errors.limit = `Enter a whole number from 1 to ${MAX_PER_VIEWER}.`;
+  else if (quantity !== null && limit > quantity) errors.limit = "Cannot be more than the quantity cap.";
+  const minutesText = $("#deal-minutes").value.trim().replace(",", ".");
+  const minutes = /^\d+(\.\d+)?$/.test(minutesText) ? Number(minutesText) : NaN;
+  if (!(minutes >= 1 && minutes <= MAX_MINUTES)) errors.minutes = `Enter minutes from 1 to ${MAX_MINUTES}.`;
+  for (const name of ["price", "quantity", "limit", "minutes"]) dealFieldError(name, errors[name]);
+  const first = ["price", "quantity", "limit", "minutes"].find((n) => errors[n]);
+  if (first) { $(`#deal-${first}`).focus(); return null; }
+  return { product_id: p.id, price, quantity, per_viewer_limit: limit, duration_s: Math.round(minutes * 60) };
+}
+
+async function submitDeal(ev) {
+  ev.preventDefault();
+  const p = dealForm.product;
+  if (!p) return;
+  $("#deal-error").textContent = "";
+  const body = readDealForm(p);
+  if (!body) return;
+  const btn = $("#deal-start");
+  btn.disabled = true;
   try {
-    await api(`/api/sessions/${SID}/deals`, {
-      method: "POST", token: TOKEN,
-      body: { product_id: p.id, price, quantity, duration_s: Math.round(minutes * 60) },
-    });
-    toast("Deal started.");
+    await api(`/api/sessions/${SID}/deals`, { method: "POST", token: TOKEN, body });
   } catch (e) {
-    toast(e.status === 404 && e.error === "not_found" ? "Deals are not available on this server yet." : `Could not start the deal: ${e.detail}`);
+    btn.disabled = false;
+    $("#deal-error").textContent = e.status === 404 && e.error === "not_found"
+      ? "Deals are not available on this server yet." : `Could not start the deal: ${e.detail || e.message}`;
+    return;
   }
+  $("#deal-dialog").close("started");
+  toast("Deal started.");
+}
+
+function closeDealForm() {
+  const p = dealForm.product;
+  dealForm.product = null;
+  // the product list re-renders on every event: focus the row's current button, not a stale one
+  const row = p ? $(`#products li[data-product="${CSS.escape(String(p.id))}"]`) : null;
+  const target = (row && row.querySelector(".p-actions button:last-child")) || dealForm.opener;
+  if (target && target.isConnected) target.focus();
 }
 
 // ---- questions ----------------------------------------------------------------------------
@@ -329,6 +412,12 @@ $("#chat-form").addEventListener("submit", (ev) => {
   room.send({ type: "chat", text });
   input.value = "";
 });
+$("#deal-form").addEventListener("submit", submitDeal);
+$("#deal-cancel").addEventListener("click", () => $("#deal-dialog").close("cancel"));
+$("#deal-dialog").addEventListener("close", closeDealForm);
+for (const name of ["price", "quantity", "limit", "minutes"]) {
+  $(`#deal-${name}`).addEventListener("input", () => dealFieldError(name, ""));  // a fixed field drops its message
+}  // Escape closes a modal <dialog> natively
 window.addEventListener("pagehide", () => { if (state.live) unpublish(state.live, TOKEN); });
 
 setStatus(state.status);
