@@ -123,13 +123,31 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         # aiosqlite: take control of BEGIN so we can issue BEGIN IMMEDIATE ourselves.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        _ensure_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _ensure_wal(cur: Any) -> None:
+    """Switch the file to WAL once. WAL persists in the file, so later connections only read the
+    mode; switching can answer "database is locked" without waiting on the busy handler while
+    another connection holds a lock, so it is retried a bounded number of times."""
+    cur.execute("PRAGMA journal_mode")
+    row = cur.fetchone()
+    if row is not None and str(row[0]).lower() in ("wal", "memory"):
+        return
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, adapted by SQLAlchemy
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)  # only while two processes create the same file at once
