@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rtc import hooks
 from rtc.client import negotiate, peer
 from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
+from tests.support.server import server_command
 
 ADMIN = "bench-admin-" + "z" * 32
 CLIP_CACHE = Path(tempfile.gettempdir()) / "vitrine-bench-vp8-720p.json"
@@ -125,20 +126,7 @@ def start_server(workers: int, max_viewers: int, data: Path) -> tuple[subprocess
         stdout=subprocess.DEVNULL,
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "live.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--ws",
-            "websockets-sansio",
-        ],
+        server_command(port),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(data / "server.log").open("wb"),

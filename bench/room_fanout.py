@@ -42,7 +42,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.server import LiveServer, free_port, wait_for
+from tests.support.server import LiveServer, free_port, server_command, wait_for
 
 ADMIN = "bench-admin-" + "z" * 32
 SECRET = "bench-secret-" + "s" * 32
@@ -199,24 +199,7 @@ def server(env: dict[str, str], log_dir: str) -> Iterator[Server]:
     Its output goes to a file in ``log_dir`` (the last line is printed after the run), and the
     pid is kept for CPU and memory readings."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "live.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ws",
-        "websockets-sansio",
-        "--ws-per-message-deflate",
-        "false",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    cmd = server_command(port, "--log-level", "warning")
     log_path = Path(log_dir) / f"server-{port}.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(

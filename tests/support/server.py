@@ -109,6 +109,17 @@ def thread_server(settings: Settings) -> Iterator[LiveServer]:
         thread.join(15)
 
 
+def server_command(port: int, *extra: str) -> list[str]:
+    """The command line of a server process, as ``vitrine serve`` runs it: uvicorn with the
+    sans-I/O WebSocket implementation and per-message deflate off."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "live.app:app_from_env",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
+        "--no-access-log", *extra,
+    ]  # fmt: skip
+
+
 @contextmanager
 def process_server(
     env: dict[str, str], *, extra_args: list[str] | None = None
@@ -116,23 +127,7 @@ def process_server(
     """Run ``uvicorn live.app:app_from_env`` in a separate process."""
     port = free_port()
     full_env = {**os.environ, **env, "VITRINE_LOG_LEVEL": env.get("VITRINE_LOG_LEVEL", "WARNING")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "live.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ws",
-        "websockets-sansio",
-        "--ws-per-message-deflate",
-        "false",
-        "--no-access-log",
-        *(extra_args or []),
-    ]
+    cmd = server_command(port, *(extra_args or []))
     log = tempfile.TemporaryFile()  # not a pipe: a pipe nobody reads fills up and stalls the server
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
