@@ -47,6 +47,10 @@ class Signer:
     def _mac(self, purpose: str, body: str) -> str:
         return _b64(hmac.new(self._key, f"{purpose}|{body}".encode(), hashlib.sha256).digest()[:24])
 
+    def digest(self, purpose: str, text: str) -> str:
+        """A keyed, deterministic hex digest (e.g. an invite code nobody can forge)."""
+        return hmac.new(self._key, f"{purpose}|{text}".encode(), hashlib.sha256).hexdigest()
+
     def sign(self, purpose: str, payload: dict[str, Any], ttl: int) -> str:
         now = int(time.time())
         body = _b64(orjson.dumps({**payload, "iat": now, "exp": now + int(ttl)}))

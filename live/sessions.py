@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -231,10 +230,7 @@ class SessionService:
     # -- invites -----------------------------------------------------------------------------
     def invite_code(self, session_id: str, client_id: str) -> str:
         """Deterministic and unforgeable: asking again for the same client returns the same link."""
-        mac = hmac.new(
-            self.tokens.signer._key, f"invite|{session_id}|{client_id}".encode(), hashlib.sha256
-        )
-        return mac.hexdigest()[:32]
+        return self.tokens.signer.digest("invite", f"{session_id}|{client_id}")[:32]
 
     async def create_invites(
         self, session_id: str, data: dict[str, Any], by: Staff
