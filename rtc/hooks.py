@@ -10,6 +10,8 @@ aiortc 1.16.0 (pinned in pyproject.toml):
 * ``RTCRtpReceiver._send_rtcp_pli(ssrc)`` asks the publisher for a keyframe.
 * ``RTCRtpSender._handle_rtcp_packet`` sees each viewer's RTCP (PLI/FIR, NACK): the relay
   wraps it per sender to forward keyframe requests upstream and count NACKs.
+* ``aiortc.rtcpeerconnection.is_codec_compatible`` decides whether two codecs match (H.264
+  profile and packetization mode), so a returning host keeps the codec its viewers have.
 
 :func:`check_aiortc` fails start-up with a clear message when any of them has changed.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 import aioice.ice
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender, rtcpeerconnection
 from aiortc.codecs import h264, vpx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -84,6 +86,8 @@ def check_aiortc() -> None:
     for mod, fn in ((h264, "h264_depayload"), (vpx, "vp8_depayload")):
         if not callable(getattr(mod, fn, None)):
             problems.append(f"aiortc.codecs has no {fn}")
+    if not callable(getattr(rtcpeerconnection, "is_codec_compatible", None)):
+        problems.append("aiortc.rtcpeerconnection.is_codec_compatible is gone")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         problems.append("aioice.ice.get_host_addresses is gone (loopback mode)")
     from rtc import sending

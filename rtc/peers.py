@@ -154,10 +154,13 @@ class Publisher(Peer):
         self.receivers: dict[str, Any] = {}
         self.stopped_media = False
 
-    async def start(self, offer: Offer) -> str:
+    async def start(
+        self, offer: Offer, keep: dict[str, tuple[str, dict[str, Any]]] | None = None
+    ) -> str:
+        """Answer the host's offer; ``keep``: per kind, the codec to continue in (viewers use it)."""
         for kind in offer.kinds:
             t = self.pc.addTransceiver(kind, direction="recvonly")
-            t.setCodecPreferences(ingest_codecs(kind))
+            t.setCodecPreferences(ingest_codecs(kind, (keep or {}).get(kind)))
             hooks.tap_receiver(t.receiver, self._sink(kind), self._media_ended)
             self.receivers[kind] = t.receiver
         answer = await self._answer(offer)

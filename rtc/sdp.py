@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, sdp
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
 from live.errors import BadRequest, ValidationFailed
 
@@ -20,6 +21,12 @@ class Offer:
     sdp: str
     kinds: list[str]  # "video" / "audio", in m-line order
     directions: dict[str, str]
+    codecs: dict[str, list[RTCRtpCodecParameters]] = field(default_factory=dict)
+
+    def offers(self, kind: str, codec: str, params: dict[str, Any]) -> bool:
+        """Whether the offer can carry ``kind`` as ``codec`` (same H.264 profile and packetization)."""
+        want = _params(codec, params)
+        return any(is_codec_compatible(c, want) for c in self.codecs.get(kind, []))
 
 
 def parse_offer(body: bytes, *, sending: bool) -> Offer:
@@ -38,6 +45,7 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
         raise BadRequest(f"the SDP offer could not be parsed: {exc}", code="invalid_sdp") from None
     kinds: list[str] = []
     directions: dict[str, str] = {}
+    codecs: dict[str, list[RTCRtpCodecParameters]] = {}
     for media in desc.media:
         if media.kind not in ("audio", "video"):
             continue  # data channels are not used
@@ -45,6 +53,7 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
             raise BadRequest(f"at most one {media.kind} track is accepted", code="invalid_sdp")
         kinds.append(media.kind)
         directions[media.kind] = media.direction or "sendrecv"
+        codecs[media.kind] = list(media.rtp.codecs)
         if not media.ice or not media.ice.usernameFragment or not media.dtls:
             raise BadRequest(
                 f"the {media.kind} section has no ICE credentials or DTLS fingerprint",
@@ -57,18 +66,32 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
         if direction not in wanted:
             role = "a publisher must send" if sending else "a viewer must receive"
             raise BadRequest(f"{role} {kind} (direction {direction})", code="invalid_sdp")
-    return Offer(text, kinds, directions)
+    return Offer(text, kinds, directions, codecs)
 
 
-def ingest_codecs(kind: str) -> list[RTCRtpCodecCapability]:
-    """What a publisher may send: VP8, H.264 (constrained baseline / baseline, packetization 1), Opus."""
+def _params(codec: str, params: dict[str, Any]) -> RTCRtpCodecParameters:
+    return RTCRtpCodecParameters(
+        mimeType=codec, clockRate=48000 if codec.startswith("audio/") else 90000, parameters=params
+    )
+
+
+def ingest_codecs(
+    kind: str, keep: tuple[str, dict[str, Any]] | None = None
+) -> list[RTCRtpCodecCapability]:
+    """What a publisher may send: VP8, H.264 (constrained baseline / baseline, packetization 1), Opus.
+
+    With ``keep`` (the codec viewers already receive), only that codec: a host who reconnects
+    continues the stream in the codec its viewers negotiated.
+    """
     caps = RTCRtpReceiver.getCapabilities(kind)
     assert caps is not None
-    return [
-        c
-        for c in caps.codecs
-        if c.mimeType.lower() in FORWARDABLE[kind] or c.mimeType.lower() == "video/rtx"
-    ]
+    chosen = [c for c in caps.codecs if c.mimeType.lower() in FORWARDABLE[kind]]
+    if keep is not None:
+        want = _params(*keep)
+        chosen = [
+            c for c in chosen if is_codec_compatible(_params(c.mimeType, dict(c.parameters)), want)
+        ]
+    return chosen + [c for c in caps.codecs if c.mimeType.lower() == "video/rtx"]
 
 
 def viewer_codecs(kind: str, codec: str, params: dict[str, Any]) -> list[RTCRtpCodecCapability]:

@@ -156,9 +156,11 @@ class RelayService:
                 )
         await self._start_pool()
         broadcast = self.broadcast(session_id)
+        keep = self._codecs_to_keep(broadcast, offer)
+        before = dict(broadcast.codecs)
         pub = Publisher(session_id, self.config(), broadcast, identity)
         try:
-            pub.answer = await pub.start(offer)
+            pub.answer = await pub.start(offer, keep)
         except Exception:
             await pub.pc.close()
             raise
@@ -175,7 +177,51 @@ class RelayService:
         except Exception:
             await self._drop(pub)
             raise
+        changed = [k for k, codec in before.items() if broadcast.codecs.get(k) != codec]
+        if changed and self._watching(session_id):
+            await self._codec_changed(broadcast, changed)
         return pub
+
+    def _watching(self, session_id: str) -> bool:
+        return any(
+            isinstance(p, ViewerPeer) and p.session_id == session_id for p in self.peers.values()
+        ) or any(r.session_id == session_id for r in self.remote.values())
+
+    def _codecs_to_keep(
+        self, broadcast: Broadcast, offer: Offer
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The codecs a returning host should keep: those its viewers receive, if the offer has them."""
+        if not self._watching(broadcast.session_id):
+            return {}
+        keep = {}
+        for kind, codec in broadcast.codecs.items():
+            params = broadcast.codec_params.get(kind, {})
+            if offer.offers(kind, codec, params):
+                keep[kind] = (codec, params)
+        return keep
+
+    async def _codec_changed(self, broadcast: Broadcast, kinds: list[str]) -> None:
+        """The host came back with a codec its viewers did not negotiate (another encoder): their
+        connections cannot carry it, so close them and tell the room; pages reconnect at once."""
+        sid = broadcast.session_id
+        log.warning(
+            "host changed codec: viewers reconnect",
+            extra={"session": sid, "codecs": dict(broadcast.codecs)},
+        )
+        for peer in [p for p in self.peers.values() if isinstance(p, ViewerPeer)]:
+            if peer.session_id == sid and any(
+                t.codec != broadcast.codecs.get(t.kind) for t in peer.tracks.values()
+            ):
+                await self._drop(peer)
+        for link in self.pool.live_links() if self.pool is not None else []:
+            if sid in link.sessions():
+                link.notify(
+                    "codecs",
+                    session=sid,
+                    codecs=dict(broadcast.codecs),
+                    params=dict(broadcast.codec_params),
+                )
+        await self._emit(sid, {"status": "live", "host": "back", "stream": "changed"})
 
     def _publisher_state(self, pub: Publisher) -> None:
         if pub.state == "connected" and self.broadcasts.get(pub.session_id) is pub.broadcast:

@@ -130,6 +130,14 @@ class RelayWorker:
                     await peer.add_candidates(str(msg.get("fragment", "")))
                 except VitrineError as exc:
                     log.info("bad trickled candidate: %s", exc.detail)
+        elif op == "codecs":  # the host came back with another codec: its viewers reconnect
+            b = self.broadcasts.get(str(msg.get("session")))
+            if b is not None:
+                b.codecs.update(msg.get("codecs", {}))
+                b.codec_params.update(msg.get("params", {}))
+                for peer in [p for p in self.peers.values() if p.broadcast is b]:
+                    if any(t.codec != b.codecs.get(t.kind) for t in peer.tracks.values()):
+                        await peer.close()
         elif op == "stats":
             await self.stats(msg)
         elif op == "reap":

@@ -125,6 +125,69 @@ async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str,
         await second.pc.close()
 
 
+async def test_returning_host_keeps_the_codec_viewers_have(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    """A host back on another device that prefers H.264 continues in VP8: viewers keep playing."""
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    watcher = Watcher(decode=True)
+    async with server.aclient() as http:
+        first = Host("vp8")
+        await first.publish(http, sid, token)
+        await watcher.watch(http, sid, await join(http, sid))
+        await await_for(lambda: watcher.decoded >= 10, 30, what="frames before the drop")
+        assert first.pc is not None
+        await first.pc.close()
+        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        before = watcher.decoded
+        second = Host(offer=("h264", "vp8"))  # its own first choice is H.264
+        await second.publish(http, sid, token)
+        assert second.codec == "vp8"
+        await await_for(lambda: watcher.decoded >= before + 20, 30, what="frames after the return")
+        assert watcher.pc is not None and watcher.pc.connectionState == "connected"
+        await close_all(second, watcher)
+
+
+async def test_host_back_with_another_codec_restarts_viewers(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    """A host back on an encoder that only has H.264 (OBS after a phone): the old viewer
+    connections cannot carry it, so the relay closes them and the room says so; a viewer that
+    reconnects plays the new stream."""
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    old = Watcher(decode=True)
+    async with server.aclient() as http:
+        first = Host("vp8")
+        await first.publish(http, sid, token)
+        viewer_token = await join(http, sid)
+        room = await open_room(server, sid, viewer_token)
+        await old.watch(http, sid, viewer_token)
+        await await_for(lambda: old.decoded >= 10, 30, what="VP8 frames")
+        assert first.pc is not None
+        await first.pc.close()
+        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        second = Host("h264")
+        await second.publish(http, sid, token)
+        await room.wait_type("status", status="live", host="back", stream="changed")
+        assert relay.broadcasts[sid].codecs["video"] == "video/H264"
+        await await_for(
+            lambda: not any(p.kind == "viewer" for p in relay.peers.values()),
+            20,
+            what="the old viewer connection closed by the relay",
+        )
+        assert old.pc is not None
+        await await_for(
+            lambda: old.pc.connectionState in ("closed", "failed"), 20, what="viewer sees it closed"
+        )
+        again = Watcher(decode=True)
+        await again.watch(http, sid, viewer_token)
+        await await_for(lambda: again.decoded >= 15, 30, what="H.264 frames after reconnecting")
+        await room.close()
+        await close_all(second, old, again)
+
+
 async def test_host_may_replace_own_connection_but_others_get_409(
     server: LiveServer, world: dict[str, Any]
 ) -> None:

@@ -14,6 +14,7 @@ from aiortc.mediastreams import MediaStreamError
 from live.config import Settings
 from rtc import hooks
 from rtc.client import Connection, negotiate, peer
+from rtc.sdp import negotiated_codec
 from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
 
 CLIPS: dict[str, list[bytes]] = {}
@@ -38,8 +39,14 @@ def clip(codec: str = "vp8") -> list[bytes]:
 
 
 class Host:
-    def __init__(self, codec: str = "vp8", audio: bool = True) -> None:
+    """A WHIP publisher of a pre-encoded clip; ``offer`` lists the codecs it offers (default:
+    ``codec`` only), in preference order; it then sends the clip of the codec negotiated."""
+
+    def __init__(
+        self, codec: str = "vp8", audio: bool = True, offer: tuple[str, ...] | None = None
+    ) -> None:
         self.codec = codec
+        self.offer = offer or (codec,)
         self.video = ClipTrack("video", clip(codec), 30, 90000, keep=400)
         self.audio = ClipTrack("audio", encode_tone(25), 50, 48000) if audio else None
         self.pc: RTCPeerConnection | None = None
@@ -48,17 +55,19 @@ class Host:
     async def publish(self, http: httpx.AsyncClient, session_id: str, token: str) -> Connection:
         self.pc = pc = peer()
         t = pc.addTransceiver(self.video, direction="sendonly")
+        caps = RTCRtpSender.getCapabilities("video").codecs
         t.setCodecPreferences(
-            [
-                c
-                for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType.lower() in (f"video/{self.codec}", "video/rtx")
-            ]
+            [c for name in self.offer for c in caps if c.mimeType.lower() == f"video/{name}"]
+            + [c for c in caps if c.mimeType.lower() == "video/rtx"]
         )
         honour_keyframe_requests(t.sender, self.video)
         if self.audio is not None:
             pc.addTransceiver(self.audio, direction="sendonly")
         self.conn = await negotiate(http, f"/whip/{session_id}", pc, token)
+        chosen = negotiated_codec(self.conn.answer, "video")
+        assert chosen is not None
+        self.codec = chosen[0].split("/")[1].lower()
+        self.video.clip = clip(self.codec)  # before the first frame: media starts after ICE/DTLS
         return self.conn
 
 

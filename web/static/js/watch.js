@@ -396,11 +396,13 @@ function notice(text) {
 }
 
 // ---- room events --------------------------------------------------------------------------
-function setStatus(status, host) {
+function setStatus(status, host, stream) {
   const before = state.status;
   if (status) state.status = status;
   if (host) state.hostAway = host === "away";
-  if (state.status === "live" && !state.video && (before !== "live" || host === "back")) retryVideo(0);
+  // "changed": the host came back with another encoder; the old connection cannot carry it
+  if (state.status === "live" && stream === "changed") retryVideo(0);
+  else if (state.status === "live" && !state.video && (before !== "live" || host === "back")) retryVideo(0);
   if (state.status === "ended" && state.video) { state.video.pc.close(); state.video = null; }
   render();
 }
@@ -432,7 +434,7 @@ function onEvents(events) {
       case "pin": state.card = e.card || e; renderCard(); break;
       case "unpin": state.card = null; renderCard(); break;
       case "presence": $("#viewers").textContent = String(e.viewers ?? 0); break;
-      case "status": setStatus(e.status, e.host); break;
+      case "status": setStatus(e.status, e.host, e.stream); break;
       case "deal_started": setDeal(e.deal || e); break;
       case "deal_ended": setDeal(null); break;
       case "purchase": showTicker(e); break;
