@@ -127,6 +127,11 @@ class Settings:
     relay_max_viewers: int = _setting(
         "VITRINE_RELAY_MAX_VIEWERS", 150, "Viewers one relay worker admits before answering 503."
     )
+    relay_max_cpu: float = _setting(
+        "VITRINE_RELAY_MAX_CPU",
+        0.85,
+        "Share of one core a relay worker's event loop may use before it refuses new viewers (503).",
+    )
     payment_providers: str = _setting(
         "VITRINE_PAYMENT_PROVIDERS",
         "demo",

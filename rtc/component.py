@@ -19,6 +19,7 @@ from rtc.service import RelayService
 
 log = logging.getLogger("vitrine.rtc")
 REAP_EVERY = 5.0
+LOAD_EVERY = 0.25  # seconds between CPU samples (admission, rtc.load)
 
 
 def routes() -> list[BaseRoute]:
@@ -67,16 +68,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             except Exception:
                 log.exception("reaping peers failed")
 
+    async def sample_load() -> None:
+        while True:
+            await asyncio.sleep(LOAD_EVERY)
+            relay.gauge.sample()
+
     loop = asyncio.get_running_loop()
     with (
         hooks.loopback_only(settings.rtc_loopback),
         hooks.udp_port_range(loop, settings.rtc_port_min, settings.rtc_port_max),
     ):
-        task = asyncio.create_task(reaper())
+        tasks = [asyncio.create_task(reaper()), asyncio.create_task(sample_load())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await relay.close()

@@ -21,6 +21,12 @@ class RelayMetrics:
         self.workers = Gauge(
             "vitrine_rtc_workers", "Relay processes serving viewers (this one included)", registry=r
         )
+        self.cpu = Gauge(
+            "vitrine_rtc_worker_cpu",
+            "CPU share of one core each relay process uses (admission refuses above VITRINE_RELAY_MAX_CPU)",
+            ["worker"],
+            registry=r,
+        )
         self.session_viewers = Gauge(
             "vitrine_rtc_session_viewers",
             "WHEP viewers per session (this process)",
@@ -84,6 +90,10 @@ class RelayMetrics:
         self.viewers.set(len(viewers) + len(relay.remote))
         self.workers.set(1 + (len(relay.pool.live_links()) if relay.pool is not None else 0))
         self.publishers.set(len(relay.publishers))
+        self.cpu.clear()
+        self.cpu.labels("0").set(round(relay.gauge.busy, 3))
+        for link in relay.pool.live_links() if relay.pool is not None else []:
+            self.cpu.labels(str(link.index)).set(round(link.cpu, 3))
         per_session: dict[str, int] = {}
         dropped = 0
         for sid in [v.session_id for v in viewers] + [r.session_id for r in relay.remote.values()]:

@@ -20,6 +20,7 @@ from live.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from live.models import LiveSession, SessionViewer
 from live.sessions import ensure_session
 from rtc.broadcast import Broadcast
+from rtc.load import CpuGauge
 from rtc.peers import Peer, Publisher
 from rtc.peers import Viewer as ViewerPeer
 from rtc.sdp import Offer
@@ -82,6 +83,8 @@ class RelayService:
         self.emit = emit
         self.servers = ice_servers(settings.ice_servers)
         self.max_viewers = settings.relay_max_viewers
+        self.max_cpu = settings.relay_max_cpu
+        self.gauge = CpuGauge()
         self.broadcasts: dict[str, Broadcast] = {}
         self.publishers: dict[str, Publisher] = {}  # session id -> current publisher
         self.peers: dict[str, Peer] = {}  # resource id -> peer
@@ -295,22 +298,34 @@ class RelayService:
             raise
         self.peers[peer.id] = peer
         peer.on_end = self._viewer_ended
+        self.gauge.joined()
         return peer
 
     def _place(self) -> WorkerLink | None:
-        """The least loaded process with room: ``None`` for this one; 503 when all are full."""
-        options: list[tuple[int, int, WorkerLink | None]] = [(self.viewer_count, 0, None)]
+        """The least loaded process with room: ``None`` for this one; 503 when all are full.
+
+        A process has room below ``VITRINE_RELAY_MAX_VIEWERS`` viewers and below
+        ``VITRINE_RELAY_MAX_CPU`` of a core (:mod:`rtc.load`)."""
+        count = self.viewer_count
+        options: list[tuple[int, int, float, WorkerLink | None]] = [
+            (count, 0, self.gauge.expected(count), None)
+        ]
         if self.pool is not None:
-            options += [(link.load, i + 1, link) for i, link in enumerate(self.pool.live_links())]
-        free = [o for o in options if o[0] < self.max_viewers]
+            options += [
+                (link.load, i + 1, link.cpu, link) for i, link in enumerate(self.pool.live_links())
+            ]
+        free = [o for o in options if o[0] < self.max_viewers and o[2] < self.max_cpu]
         if not free:
-            self._reject("capacity")
+            full = all(o[0] >= self.max_viewers for o in options)
+            self._reject("capacity" if full else "cpu")
             raise Unavailable(
-                "this relay is full; try again shortly",
+                "this relay is full; try again shortly"
+                if full
+                else "this relay is at the limit of its CPU; try again shortly",
                 code="relay_full",
-                headers={"Retry-After": "10"},
+                headers={"Retry-After": "10" if full else "3"},
             )
-        return min(free, key=lambda o: (o[0], o[1]))[2]
+        return min(free, key=lambda o: (o[0], o[1]))[3]
 
     async def _watch_remote(
         self, link: WorkerLink, broadcast: Broadcast, offer: Offer, viewer_id: str | None

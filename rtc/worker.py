@@ -23,12 +23,14 @@ from aiortc import RTCConfiguration
 from live.errors import VitrineError
 from rtc import hooks
 from rtc.broadcast import Broadcast
+from rtc.load import CpuGauge
 from rtc.peers import Peer, Viewer
 from rtc.sdp import parse_offer
 from rtc.service import ice_servers
 from rtc.wire import WireError, json_message, parse_frame, parse_json, read_message
 
 log = logging.getLogger("vitrine.rtc.worker")
+LOAD_EVERY = 0.5  # seconds between load reports to the origin
 
 
 class RelayWorker:
@@ -38,6 +40,7 @@ class RelayWorker:
         self.broadcasts: dict[str, Broadcast] = {}
         self.peers: dict[str, Viewer] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.gauge = CpuGauge()
 
     def send(self, obj: dict[str, Any]) -> None:
         if not self.writer.is_closing():
@@ -96,9 +99,24 @@ class RelayWorker:
             return
         self.peers[peer.id] = peer
         peer.on_end = self._ended
+        self.gauge.joined()
         self.send(
-            {"op": "answer", "req": req, "resource": peer.id, "sdp": answer, "etag": peer.etag}
+            {
+                "op": "answer",
+                "req": req,
+                "resource": peer.id,
+                "sdp": answer,
+                "etag": peer.etag,
+                "cpu": self.gauge.expected(len(self.peers)),
+            }
         )
+
+    async def report_load(self, every: float = LOAD_EVERY) -> None:
+        """Sample this process's CPU and tell the origin (it places viewers by it)."""
+        while True:
+            await asyncio.sleep(every)
+            self.gauge.sample()
+            self.send({"op": "load", "cpu": self.gauge.expected(len(self.peers))})
 
     async def _ended(self, peer: Peer) -> None:
         assert isinstance(peer, Viewer)
@@ -186,6 +204,7 @@ async def serve(address: str, secret: str, index: int) -> None:
             json_message({"op": "hello", "secret": secret, "index": index, "pid": os.getpid()})
         )
         worker = RelayWorker(writer, os.environ.get("VITRINE_ICE_SERVERS", ""))
+        worker.spawn(worker.report_load())
         try:
             await worker.run(reader)
         except WireError:

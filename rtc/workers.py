@@ -44,6 +44,7 @@ class WorkerLink:
         self.viewers: dict[str, str] = {}  # resource id -> session id
         self.lagging: set[tuple[str, str]] = set()  # (session, kind) skipping to a keyframe
         self.frames_dropped = 0
+        self.cpu = 0.0  # the worker's own CPU estimate (rtc.load), reported twice a second
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self.closed = False
@@ -109,6 +110,7 @@ class WorkerLink:
                 status=int(reply.get("status", 500)),
             )
         self.viewers[str(reply["resource"])] = session_id
+        self.cpu = float(reply.get("cpu", self.cpu))
         return reply
 
     def leave(self, resource_id: str) -> None:
@@ -131,6 +133,8 @@ class WorkerLink:
                     fut = self._pending.get(int(msg.get("req", 0)))
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
+                elif op == "load":
+                    self.cpu = float(msg.get("cpu", 0.0))
                 elif op == "keyframe":
                     self.on_keyframe(str(msg.get("session")))
                 elif op == "left":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -165,6 +166,45 @@ async def test_full_relay_answers_503(server: LiveServer, world: dict[str, Any])
         assert "vitrine_rtc_frames_forwarded_total" in metrics
         await first.close()
         await host.pc.close()  # type: ignore[union-attr]
+
+
+async def test_a_relay_at_its_cpu_limit_answers_503(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    host = Host(audio=False)
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        first = Watcher()
+        await first.watch(http, sid, None)
+        relay.max_cpu = relay.gauge.busy  # as if this process used all the CPU it may
+        with pytest.raises(WhipError) as err:
+            await Watcher().watch(http, sid, None)
+        assert err.value.status == 503 and '"relay_full"' in err.value.body
+        assert "CPU" in err.value.body
+        await await_for(lambda: len(first.frames) >= 5, 30, what="the admitted viewer watches")
+        metrics = (await http.get("/metrics")).text
+        assert 'vitrine_rtc_rejected_total{reason="cpu"} 1.0' in metrics
+        assert 'vitrine_rtc_worker_cpu{worker="0"}' in metrics
+        await first.close()
+        await host.pc.close()  # type: ignore[union-attr]
+
+
+def test_cpu_estimate_prices_viewers_that_just_joined() -> None:
+    from rtc.load import CpuGauge, estimate
+
+    assert estimate(0.5, 100, 0) == 0.5
+    assert estimate(0.5, 100, 50) == 1.0  # 50 settled viewers cost 0.5: 100 will cost 1.0
+    assert estimate(0.5, 12, 5) == 0.5  # too few settled viewers to price the new ones
+    gauge = CpuGauge(window=60)
+    deadline = time.thread_time() + 0.05
+    while time.thread_time() < deadline:
+        pass  # burn CPU so the gauge has something to see
+    gauge.sample()
+    assert 0.0 < gauge.busy <= 1.5
+    gauge.joined()
+    assert gauge.expected(5) == gauge.busy
 
 
 async def test_whip_options_patch_and_links(server: LiveServer, world: dict[str, Any]) -> None:
