@@ -48,6 +48,25 @@ def clip_720p() -> list[bytes]:
 
 
 # -- viewer processes -----------------------------------------------------------------------------
+def go_light(pc: Any, state: dict[str, int]) -> None:
+    """After its first frame a viewer only counts the RTP/RTCP datagrams it gets (no SRTP, no
+    parsing) and still answers STUN (consent freshness), so hundreds of viewers fit beside the
+    server on a small machine. The relay cannot tell: what it sends does not change."""
+    state["datagrams"] = 0
+    for t in pc.getTransceivers():
+        for proto in t.receiver.transport.transport._connection._protocols:
+            original = proto.datagram_received
+
+            def light(data: bytes, addr: Any, original: Any = original) -> None:
+                if data and 128 <= data[0] <= 191:
+                    state["datagrams"] += 1
+                else:
+                    original(data, addr)
+
+            proto.datagram_received = light
+        break  # one bundled transport
+
+
 async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
     """Open ``count`` viewers one after another; report each one's time to first frame; on stdin EOF,
     report packets received/lost and exit."""
@@ -66,10 +85,7 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
                     state["frames"] += 1
                     if not first.done():
                         first.set_result(time.monotonic())
-                        for (
-                            receiver
-                        ) in pc.getReceivers():  # from now on only count packets: a light client
-                            receiver._enabled = False
+                        go_light(pc, state)
 
                 t = pc.addTransceiver("video", direction="recvonly")
                 hooks.tap_receiver(t.receiver, sink, lambda: None)
@@ -97,6 +113,7 @@ async def viewer_proc(url: str, sid: str, count: int, stagger: float) -> None:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
             received = 0
             for r in results:
+                received += r["state"].get("datagrams", 0)
                 for s in (await r["pc"].getStats()).values():
                     if getattr(s, "type", "") == "transport":
                         received += s.packetsReceived or 0
@@ -275,6 +292,8 @@ async def server_sent(url: str, sid: str) -> dict[str, int]:
         "packets_sent": sum(i["packets_sent"] for i in items),
         "total_sent": sum(i["packets_sent"] for i in items),
         "dropped": sum(i["frames_dropped"] for i in items),
+        "host_frames": (st["publisher"] or {}).get("frames", 0),
+        "host_state": st["host"],
     }
 
 
@@ -321,7 +340,9 @@ async def run_case(
         "sent_rate": sent / (t1 - t0) / max(n, 1),
         "us_per_packet": per_packet * 1e6,
         "watching": s1["count"],
-        "dropped": s1["dropped"],
+        "dropped": s1["dropped"] - s0["dropped"],
+        "host_fps": (s1["host_frames"] - s0["host_frames"]) / (t1 - t0),
+        "host_state": s2["host_state"],
         "ok": n - len(errors),
         "errors": errors[:3],
         "cores": cores,
@@ -346,7 +367,8 @@ async def bench(args: argparse.Namespace) -> None:
     header = (
         f"{'workers':>7} {'N':>5} {'ok':>5} {'srv cores':>9} {'cpu/viewer':>10} {'viewers/core':>12} "
         f"{'us/packet':>9} {'pkt/s/viewer':>12} {'norm v/core':>11} "
-        f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'sent':>8} {'lost':>6}"
+        f"{'mem/viewer':>10} {'ttff p50':>9} {'ttff p95':>9} {'sent':>8} {'lost':>6} "
+        f"{'host fps':>8} {'dropped':>7}"
     )
     expected_pps = rate / 8 / 1100 + 50  # ~1100-byte video payloads, plus 50 Opus packets a second
     print(header)
@@ -388,7 +410,8 @@ async def bench(args: argparse.Namespace) -> None:
                         f"{workers:>7} {n:>5} {r['ok']:>5} {r['cores']:>9.2f} {r['cpu_per_viewer_pct']:>9.2f}% "
                         f"{r['viewers_per_core']:>12.0f} {r['us_per_packet']:>9.1f} {r['sent_rate']:>12.0f} "
                         f"{norm:>11.0f} {r['mem_per_viewer_kb']:>7.0f} KB {p50:>9} {p95:>9} "
-                        f"{r['sent']:>8} {r['lost']:>6}",
+                        f"{r['sent']:>8} {r['lost']:>6} {r['host_fps']:>8.1f} {r['dropped']:>7}"
+                        + ("" if r["host_state"] == "publishing" else f"  host {r['host_state']}"),
                         flush=True,
                     )
                     if r["errors"]:

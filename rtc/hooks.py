@@ -12,6 +12,9 @@ aiortc 1.16.0 (pinned in pyproject.toml):
   wraps it per sender to forward keyframe requests upstream and count NACKs.
 * ``aiortc.rtcpeerconnection.is_codec_compatible`` decides whether two codecs match (H.264
   profile and packetization mode), so a returning host keeps the codec its viewers have.
+* ``RTCCertificate._create_ssl_context(srtp_profiles)`` builds each DTLS context; the relay
+  widens its cipher list so peers with an RSA certificate (GStreamer's webrtcbin) can connect
+  (:func:`accept_rsa_dtls_peers`).
 
 :func:`check_aiortc` fails start-up with a clear message when any of them has changed.
 """
@@ -32,6 +35,7 @@ import aiortc
 from aiortc import RTCRtpReceiver, RTCRtpSender, rtcpeerconnection
 from aiortc.codecs import h264, vpx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
@@ -88,6 +92,9 @@ def check_aiortc() -> None:
             problems.append(f"aiortc.codecs has no {fn}")
     if not callable(getattr(rtcpeerconnection, "is_codec_compatible", None)):
         problems.append("aiortc.rtcpeerconnection.is_codec_compatible is gone")
+    create = getattr(RTCCertificate, "_create_ssl_context", None)
+    if not callable(create) or "srtp_profiles" not in inspect.signature(create).parameters:
+        problems.append("RTCCertificate._create_ssl_context(srtp_profiles) is gone")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         problems.append("aioice.ice.get_host_addresses is gone (loopback mode)")
     from rtc import sending
@@ -162,6 +169,33 @@ def watch_sender_rtcp(
         await original(packet)
 
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+# aiortc offers only ECDHE-ECDSA suites, so a peer whose DTLS certificate is RSA fails the
+# handshake with "no shared cipher". GStreamer's webrtcbin (simple-whip-client, gst-plugins-rs
+# whipclientsink) makes an RSA certificate by default. The relay's own certificate stays
+# ECDSA (RFC 8827's mandatory suite comes first); the ECDHE-RSA AEAD suites only let such a
+# peer pick a suite its certificate can sign.
+DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
+    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+
+def accept_rsa_dtls_peers() -> None:
+    """Let peers with an RSA DTLS certificate connect (process-wide, idempotent)."""
+    original = RTCCertificate._create_ssl_context
+    if getattr(original, "vitrine_ciphers", False):
+        return
+
+    def create_ssl_context(self: RTCCertificate, srtp_profiles: Any) -> Any:
+        ctx = original(self, srtp_profiles)
+        ctx.set_cipher_list(DTLS_CIPHERS)
+        return ctx
+
+    create_ssl_context.vitrine_ciphers = True  # type: ignore[attr-defined]
+    RTCCertificate._create_ssl_context = create_ssl_context  # type: ignore[method-assign]
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

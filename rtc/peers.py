@@ -55,6 +55,7 @@ class Peer:
         self.session_id = session_id
         self.id = secrets.token_urlsafe(18)
         self.etag = '"' + secrets.token_hex(8) + '"'
+        hooks.accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate
         self.pc = RTCPeerConnection(config)
         self.created = time.monotonic()
         self.closed = False

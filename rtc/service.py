@@ -298,7 +298,6 @@ class RelayService:
             raise
         self.peers[peer.id] = peer
         peer.on_end = self._viewer_ended
-        self.gauge.joined()
         return peer
 
     def _place(self) -> WorkerLink | None:
@@ -308,7 +307,7 @@ class RelayService:
         ``VITRINE_RELAY_MAX_CPU`` of a core (:mod:`rtc.load`)."""
         count = self.viewer_count
         options: list[tuple[int, int, float, WorkerLink | None]] = [
-            (count, 0, self.gauge.expected(count), None)
+            (count, 0, self.gauge.busy, None)
         ]
         if self.pool is not None:
             options += [

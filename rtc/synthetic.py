@@ -28,8 +28,14 @@ def encode_clip(
     fps: int = 30,
     frames: int = 30,
     bitrate: int = 500_000,
+    profile: str = "Baseline",
+    options: dict[str, str] | None = None,
 ) -> list[bytes]:
-    """Encode ``frames`` frames of a moving pattern; the first is a keyframe, the rest are not."""
+    """Encode ``frames`` frames of a moving pattern; the first is a keyframe, the rest are not.
+
+    H.264 only: ``profile`` is libx264's profile (with a preset that uses its tools, "High"
+    really is High); ``options`` add to or replace the encoder options ("" drops one).
+    """
     name = {"vp8": "libvpx", "h264": "libx264"}[codec]
     ctx: Any = av.CodecContext.create(name, "w")
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
@@ -38,8 +44,9 @@ def encode_clip(
     ctx.bit_rate = bitrate
     ctx.gop_size = frames * 10
     if codec == "h264":
-        ctx.profile = "Baseline"
-        ctx.options = {"tune": "zerolatency", "preset": "ultrafast", "level": "31", "bf": "0"}
+        ctx.profile = profile
+        opts = {"tune": "zerolatency", "preset": "ultrafast", "level": "31", "bf": "0"}
+        ctx.options = {k: v for k, v in {**opts, **(options or {})}.items() if v}
     else:
         # max-intra-rate: keyframes at most ~12x an average frame (~30 KB at 720p 2 Mbit/s), like real-time encoders
         ctx.options = {

@@ -99,7 +99,6 @@ class RelayWorker:
             return
         self.peers[peer.id] = peer
         peer.on_end = self._ended
-        self.gauge.joined()
         self.send(
             {
                 "op": "answer",
@@ -107,7 +106,7 @@ class RelayWorker:
                 "resource": peer.id,
                 "sdp": answer,
                 "etag": peer.etag,
-                "cpu": self.gauge.expected(len(self.peers)),
+                "cpu": self.gauge.busy,
             }
         )
 
@@ -116,7 +115,7 @@ class RelayWorker:
         while True:
             await asyncio.sleep(every)
             self.gauge.sample()
-            self.send({"op": "load", "cpu": self.gauge.expected(len(self.peers))})
+            self.send({"op": "load", "cpu": self.gauge.busy})
 
     async def _ended(self, peer: Peer) -> None:
         assert isinstance(peer, Viewer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from rtc.broadcast import Broadcast
 from rtc.frames import EncodedFrame, is_keyframe, picture_size
 from rtc.synthetic import encode_clip
@@ -100,3 +102,35 @@ def test_wire_frames_round_trip() -> None:
     f = EncodedFrame("audio", "audio/opus", 2**40 + 5, True, b"opus bytes")
     message = frame_message("se_abc", f)
     assert parse_frame(message[5:]) == ("se_abc", f)
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_datagrams_arrive_as_separate_packets(gso: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One frame's packets sent in runs (UDP_SEGMENT) arrive as the same datagrams, in order."""
+    import os
+    import socket
+
+    from rtc.sending import Datagrams
+
+    monkeypatch.setattr(Datagrams, "gso", gso and Datagrams.gso)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx, tx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        frames = [
+            [os.urandom(1130) for _ in range(6)] + [os.urandom(500)],  # VP8: equal, shorter last
+            [os.urandom(1131)] * 2 + [os.urandom(1130)] * 3 + [os.urandom(90)],  # H.264 FU-A
+            [os.urandom(1000) for _ in range(70)],  # a keyframe longer than one run
+            [os.urandom(200)],
+            [os.urandom(300), os.urandom(1200)],  # a longer packet starts a new run
+        ]
+        out = Datagrams()
+        for packets in frames:
+            out.send(tx, packets, rx.getsockname())
+        sent = [p for packets in frames for p in packets]
+        got = [rx.recv(2048) for _ in sent]
+        assert got == sent
+        assert out.dropped == 0
+        if Datagrams.gso:
+            assert out.sends < len(sent) // 4  # runs, not one call per packet
