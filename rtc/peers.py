@@ -161,7 +161,7 @@ class Publisher(Peer):
         """Answer the host's offer; ``keep``: per kind, the codec to continue in (viewers use it)."""
         for kind in offer.kinds:
             t = self.pc.addTransceiver(kind, direction="recvonly")
-            t.setCodecPreferences(ingest_codecs(kind, (keep or {}).get(kind)))
+            t.setCodecPreferences(ingest_codecs(kind, (keep or {}).get(kind), offer))
             hooks.tap_receiver(t.receiver, self._sink(kind), self._media_ended)
             self.receivers[kind] = t.receiver
         answer = await self._answer(offer)

@@ -75,17 +75,30 @@ def _params(codec: str, params: dict[str, Any]) -> RTCRtpCodecParameters:
     )
 
 
+CONSTRAINED_BASELINE = ("video/H264", {"packetization-mode": "1", "profile-level-id": "42e01f"})
+
+
 def ingest_codecs(
-    kind: str, keep: tuple[str, dict[str, Any]] | None = None
+    kind: str, keep: tuple[str, dict[str, Any]] | None = None, offer: Offer | None = None
 ) -> list[RTCRtpCodecCapability]:
     """What a publisher may send: VP8, H.264 (constrained baseline / baseline, packetization 1), Opus.
 
     With ``keep`` (the codec viewers already receive), only that codec: a host who reconnects
-    continues the stream in the codec its viewers negotiated.
+    continues the stream in the codec its viewers negotiated. Otherwise, when the offer has
+    H.264 Constrained Baseline, the stream is labelled so even if the host lists Baseline
+    first: every WebRTC viewer takes Constrained Baseline (RFC 7742), not all take Baseline.
     """
     caps = RTCRtpReceiver.getCapabilities(kind)
     assert caps is not None
     chosen = [c for c in caps.codecs if c.mimeType.lower() in FORWARDABLE[kind]]
+    if keep is None and offer is not None and offer.offers(kind, *CONSTRAINED_BASELINE):
+        keep_cb = _params(*CONSTRAINED_BASELINE)
+        chosen = [
+            c
+            for c in chosen
+            if c.mimeType.lower() != "video/h264"
+            or is_codec_compatible(_params(c.mimeType, dict(c.parameters)), keep_cb)
+        ]
     if keep is not None:
         want = _params(*keep)
         chosen = [

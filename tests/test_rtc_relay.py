@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiortc import RTCRtpReceiver
 
-from rtc.client import WhipError
+from rtc.client import WhipError, negotiate, peer
 from rtc.frames import is_keyframe, nal_units
 from tests.support.room import open_room
 from tests.support.rtc import (  # noqa: F401 - fixtures: one process, SQLite
@@ -88,6 +89,22 @@ async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str
         # Annex B start codes are framing (RTP carries bare NAL units): compare the NAL units
         published = {tuple(nal_units(f)) for f in host.video.sent}
         assert all(tuple(nal_units(f)) in published for f in tap.frames)
+        # aiortc lists Baseline (42001f) first; the stream is labelled Constrained Baseline,
+        # which every WebRTC viewer takes, including one that offers nothing else
+        relay = server.app.state.relay
+        assert relay.broadcasts[sid].codec_params["video"]["profile-level-id"] == "42e01f"
+        only_cb = peer()
+        t = only_cb.addTransceiver("video", direction="recvonly")
+        t.setCodecPreferences(
+            [
+                c
+                for c in RTCRtpReceiver.getCapabilities("video").codecs
+                if c.parameters.get("profile-level-id") == "42e01f"
+            ]
+        )
+        conn = await negotiate(http, f"/whep/{sid}", only_cb, None)
+        assert conn.status == 201
+        await only_cb.close()
         await close_all(host, tap, dec)
 
 
