@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -344,11 +345,11 @@ async def run_case(
         "host_fps": (s1["host_frames"] - s0["host_frames"]) / (t1 - t0),
         "host_state": s2["host_state"],
         "ok": n - len(errors),
-        "errors": errors[:3],
+        "errors": errors,
         "cores": cores,
         "cpu_per_viewer_pct": per_viewer * 100,
         "viewers_per_core": 1 / per_viewer,
-        "mem_per_viewer_kb": (mem - base_rss) / max(n, 1) / 1024,
+        "mem_per_viewer_kb": (mem - base_rss) / max(n - len(errors), 1) / 1024,
         "ttff_p50": statistics.median(ttff) if ttff else None,
         "ttff_p95": ttff[min(len(ttff) - 1, int(len(ttff) * 0.95))] if ttff else None,
         "received": received,
@@ -372,9 +373,10 @@ async def bench(args: argparse.Namespace) -> None:
     )
     expected_pps = rate / 8 / 1100 + 50  # ~1100-byte video payloads, plus 50 Opus packets a second
     print(header)
+    results: list[dict[str, Any]] = []
     for workers in args.workers:
         with tempfile.TemporaryDirectory() as tmp:
-            proc, url = start_server(workers, max(args.viewers) + 10, Path(tmp))
+            proc, url = start_server(workers, args.max_viewers, Path(tmp))
             try:
                 server = psutil.Process(proc.pid)
                 sid, token = make_session(url)
@@ -414,8 +416,12 @@ async def bench(args: argparse.Namespace) -> None:
                         + ("" if r["host_state"] == "publishing" else f"  host {r['host_state']}"),
                         flush=True,
                     )
+                    results.append({"workers": workers, "norm": norm, **r})
                     if r["errors"]:
-                        print(f"        errors: {r['errors']}")
+                        kinds = Counter(
+                            "503 relay_full" if "relay_full" in e else e[:120] for e in r["errors"]
+                        )
+                        print(f"        refused or failed: {dict(kinds)}")
                 assert pub.stdin is not None
                 pub.stdin.close()
                 pub.wait(20)
@@ -428,6 +434,20 @@ async def bench(args: argparse.Namespace) -> None:
                         f"server log ({len(log)} lines):\n  "
                         + "\n  ".join(line[:300] for line in log if "uvicorn" not in line)
                     )
+    if len({r["workers"] for r in results}) > 1:
+        print("\ntwo or more relay processes against one, at each N:")
+        for n in args.viewers:
+            row = {r["workers"]: r for r in results if r["n"] == n}
+            one = row.get(min(row))
+            for w, r in sorted(row.items()):
+                if one is None or r is one:
+                    continue
+                print(
+                    f"  N={n}: {w} workers served {r['ok']} vs {one['ok']} "
+                    f"({r['ok'] / max(one['ok'], 1):.2f}x); CPU per viewer "
+                    f"{r['cpu_per_viewer_pct'] / max(one['cpu_per_viewer_pct'], 1e-9):.2f}x one worker's; "
+                    f"capacity at {args.max_viewers}/process: {w * args.max_viewers} vs {args.max_viewers}"
+                )
     print(
         "\nsrv cores: server CPU (all its processes) while N viewers watch; cpu/viewer excludes the "
         "no-viewer baseline; us/packet: server CPU per RTP packet sent to viewers; norm v/core: viewers "
@@ -454,6 +474,13 @@ def main() -> None:
     )
     p.add_argument("--workers", default="1", help="comma-separated relay worker counts (default 1)")
     p.add_argument("--window", type=float, default=5.0, help="CPU measurement window, seconds")
+    p.add_argument(
+        "--max-viewers",
+        type=int,
+        default=150,
+        help="VITRINE_RELAY_MAX_VIEWERS per relay process (default 150, the server's default; "
+        "the CPU limit VITRINE_RELAY_MAX_CPU stays at the server's default too)",
+    )
     p.add_argument("--procs", type=int, default=4, help="viewer client processes")
     p.add_argument(
         "--stagger", type=float, default=0.05, help="seconds between joins in one viewer process"

@@ -85,6 +85,7 @@ class RelayService:
         self.max_viewers = settings.relay_max_viewers
         self.max_cpu = settings.relay_max_cpu
         self.gauge = CpuGauge()
+        self._joining = 0  # local viewers being negotiated
         self.broadcasts: dict[str, Broadcast] = {}
         self.publishers: dict[str, Publisher] = {}  # session id -> current publisher
         self.peers: dict[str, Peer] = {}  # resource id -> peer
@@ -287,6 +288,7 @@ class RelayService:
         if place is not None:
             return await self._watch_remote(place, broadcast, offer, viewer_id)
         peer = ViewerPeer(session_id, self.config(), broadcast, viewer_id)
+        self._joining += 1  # counted against capacity while it negotiates
         try:
             peer.answer = await peer.start(offer)
         except ValidationFailed:
@@ -296,6 +298,8 @@ class RelayService:
         except Exception:
             await peer.pc.close()
             raise
+        finally:
+            self._joining -= 1
         self.peers[peer.id] = peer
         peer.on_end = self._viewer_ended
         return peer
@@ -305,7 +309,7 @@ class RelayService:
 
         A process has room below ``VITRINE_RELAY_MAX_VIEWERS`` viewers and below
         ``VITRINE_RELAY_MAX_CPU`` of a core (:mod:`rtc.load`)."""
-        count = self.viewer_count
+        count = self.viewer_count + self._joining
         options: list[tuple[int, int, float, WorkerLink | None]] = [
             (count, 0, self.gauge.busy, None)
         ]

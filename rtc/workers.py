@@ -44,6 +44,7 @@ class WorkerLink:
         self.viewers: dict[str, str] = {}  # resource id -> session id
         self.lagging: set[tuple[str, str]] = set()  # (session, kind) skipping to a keyframe
         self.frames_dropped = 0
+        self.joining = 0
         self.cpu = 0.0  # the worker's own CPU estimate (rtc.load), reported twice a second
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -51,7 +52,7 @@ class WorkerLink:
 
     @property
     def load(self) -> int:
-        return len(self.viewers)
+        return len(self.viewers) + self.joining
 
     def sessions(self) -> set[str]:
         return set(self.viewers.values())
@@ -100,9 +101,18 @@ class WorkerLink:
         params: dict[str, Any],
         viewer_id: str | None,
     ) -> dict[str, Any]:
-        reply = await self.request(
-            "watch", session=session_id, sdp=sdp, codecs=codecs, params=params, viewer_id=viewer_id
-        )
+        self.joining += 1  # counted against capacity while the worker negotiates
+        try:
+            reply = await self.request(
+                "watch",
+                session=session_id,
+                sdp=sdp,
+                codecs=codecs,
+                params=params,
+                viewer_id=viewer_id,
+            )
+        finally:
+            self.joining -= 1
         if reply["op"] == "error":
             raise VitrineError(
                 str(reply.get("detail", "")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import sqlite3
@@ -165,6 +166,28 @@ async def test_full_relay_answers_503(server: LiveServer, world: dict[str, Any])
         assert "vitrine_rtc_viewers 1.0" in metrics
         assert "vitrine_rtc_frames_forwarded_total" in metrics
         await first.close()
+        await host.pc.close()  # type: ignore[union-attr]
+
+
+async def test_concurrent_joins_never_exceed_the_cap(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    relay.max_viewers = 2
+    host = Host(audio=False)
+    watchers = [Watcher() for _ in range(6)]
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        results = await asyncio.gather(
+            *(w.watch(http, sid, None, kinds=("video",)) for w in watchers),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, WhipError)]
+        assert len(refused) == 4 and all(r.status == 503 for r in refused)
+        assert relay.viewer_count == 2
+        for w in watchers:
+            await w.close()
         await host.pc.close()  # type: ignore[union-attr]
 
 
