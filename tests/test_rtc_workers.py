@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from live.config import Settings
+from rtc.frames import is_keyframe
 from tests.support.rtc import Host, Watcher, join
 from tests.support.server import LiveServer, await_for
 
@@ -79,6 +80,41 @@ async def test_worker_serves_viewers_from_the_origins_feed(
         await await_for(
             lambda: not relay.remote and not relay.peers, 40, what="all viewers released"
         )
+
+
+async def test_codec_change_restarts_viewers_on_every_process(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    first = Host("vp8")
+    old = [Watcher(), Watcher()]
+    async with server.aclient() as http:
+        await first.publish(http, sid, token)
+        await await_for(
+            lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link"
+        )
+        for w in old:
+            await w.watch(http, sid, None, kinds=("video",))
+        assert len(relay.remote) == 1
+        await await_for(lambda: all(len(w.frames) >= 10 for w in old), 30, what="VP8 frames")
+        await first.pc.close()  # type: ignore[union-attr]
+        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        second = Host("h264")  # an encoder without VP8
+        await second.publish(http, sid, token)
+        await await_for(
+            lambda: not relay.remote and not any(p.kind == "viewer" for p in relay.peers.values()),
+            20,
+            what="old viewers closed here and on the worker",
+        )
+        again = [Watcher(), Watcher()]
+        for w in again:
+            await w.watch(http, sid, None, kinds=("video",))
+        await await_for(lambda: all(len(w.frames) >= 10 for w in again), 30, what="H.264 frames")
+        assert all(is_keyframe("video/H264", w.frames[0]) for w in again)
+        for w in old + again:
+            await w.close()
+        await second.pc.close()  # type: ignore[union-attr]
 
 
 async def test_a_dead_worker_is_replaced(server: LiveServer, world: dict[str, Any]) -> None:
