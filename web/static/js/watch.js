@@ -12,6 +12,7 @@ const REACTIONS = { heart: "heart", fire: "fire", clap: "clap", laugh: "laugh", 
 const state = {
   token: null, viewerId: null, status: null, scheduledAt: null, hostAway: false,
   card: null, opened: new Set(), deal: null, questions: new Map(), video: null, videoTimer: 0, buying: null, countdown: 0,
+  cannotPlay: false,
 };
 let room = null;
 
@@ -48,6 +49,8 @@ function render() {
       { countdownTo: at && at > Date.now() ? at : null });
   } else if (state.hostAway) {
     showState("Host reconnecting…", "The host lost their connection. Stay here: the show resumes by itself.", { soft: true });
+  } else if (state.cannotPlay) {
+    showState("This browser cannot play the video", "Chat, questions and Buy still work here. To see the show, open this page in another browser or update this one.", { soft: true });
   } else {
     hideState();
   }
@@ -163,7 +166,10 @@ async function startVideo() {
     });
   } catch (e) {
     state.video = null;
-    if (e.status !== 403) retryVideo();  // host not publishing yet / relay busy: try again shortly
+    if (e.status === 422 && e.error === "codec_unsupported") {
+      state.cannotPlay = true;  // retrying cannot help until the host's stream changes
+      render();
+    } else if (e.status !== 403) retryVideo();  // host not publishing yet / relay busy: try again shortly
   }
 }
 function retryVideo(ms = 2000) {
@@ -401,7 +407,7 @@ function setStatus(status, host, stream) {
   if (status) state.status = status;
   if (host) state.hostAway = host === "away";
   // "changed": the host came back with another encoder; the old connection cannot carry it
-  if (state.status === "live" && stream === "changed") retryVideo(0);
+  if (state.status === "live" && stream === "changed") { state.cannotPlay = false; retryVideo(0); }
   else if (state.status === "live" && !state.video && (before !== "live" || host === "back")) retryVideo(0);
   if (state.status === "ended" && state.video) { state.video.pc.close(); state.video = null; }
   render();
