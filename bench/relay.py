@@ -308,6 +308,7 @@ async def run_case(
     stagger: float,
     base_cpu: float,
     base_rss: int,
+    publisher: int = 0,
 ) -> dict[str, Any]:
     viewers = spawn_viewers(url, sid, n, procs, stagger)
     msgs: list[dict[str, Any]] = []
@@ -316,10 +317,15 @@ async def run_case(
     errors = [m["error"] for m in msgs if m.get("error")]
     await asyncio.sleep(2)  # settle
     fam = family(server)
+    others = [psutil.Process(v.pid) for v in viewers] + (
+        [psutil.Process(publisher)] if publisher else []
+    )
     s0 = await server_sent(url, sid)
+    each0 = [cpu_seconds([p]) for p in fam + others]
     c0, t0 = cpu_seconds(fam), time.monotonic()
     await asyncio.sleep(window)
     c1, t1 = cpu_seconds(fam), time.monotonic()
+    each = [(cpu_seconds([p]) - e) / (t1 - t0) for p, e in zip(fam + others, each0, strict=True)]
     s1 = await server_sent(url, sid)
     mem = rss(family(server))
     cores = (c1 - c0) / (t1 - t0)
@@ -338,7 +344,12 @@ async def run_case(
     per_packet = max(c1 - c0 - base_cpu * (t1 - t0), 1e-9) / max(sent, 1)
     return {
         "n": n,
-        "sent_rate": sent / (t1 - t0) / max(n, 1),
+        "sent_rate": sent / (t1 - t0) / max(n - len(errors), 1),
+        "split": {
+            "relay": [round(c, 2) for c in each[: len(fam)]],
+            "viewer clients": round(sum(each[len(fam) : len(fam) + len(viewers)]), 2),
+            "publisher": round(sum(each[len(fam) + len(viewers) :]), 2),
+        },
         "us_per_packet": per_packet * 1e6,
         "watching": s1["count"],
         "dropped": s1["dropped"] - s0["dropped"],
@@ -404,6 +415,7 @@ async def bench(args: argparse.Namespace) -> None:
                         args.stagger,
                         base_cpu,
                         base_rss,
+                        pub.pid,
                     )
                     p50 = f"{r['ttff_p50']:.0f} ms" if r["ttff_p50"] is not None else "-"
                     p95 = f"{r['ttff_p95']:.0f} ms" if r["ttff_p95"] is not None else "-"
@@ -417,6 +429,7 @@ async def bench(args: argparse.Namespace) -> None:
                         flush=True,
                     )
                     results.append({"workers": workers, "norm": norm, **r})
+                    print(f"        cores by process: {r['split']}", flush=True)
                     if r["errors"]:
                         kinds = Counter(
                             "503 relay_full" if "relay_full" in e else e[:120] for e in r["errors"]

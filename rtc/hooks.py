@@ -26,6 +26,7 @@ import errno
 import inspect
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +47,7 @@ from aiortc.rtp import (
 )
 
 log = logging.getLogger("vitrine.rtc")
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: past rmem_max with CAP_NET_ADMIN
 
 AIORTC_VERSION = "1.16.0"
 _QUEUE = "_RTCRtpReceiver__decoder_queue"
@@ -196,6 +198,24 @@ def accept_rsa_dtls_peers() -> None:
 
     create_ssl_context.vitrine_ciphers = True  # type: ignore[attr-defined]
     RTCCertificate._create_ssl_context = create_ssl_context  # type: ignore[method-assign]
+
+
+def enlarge_receive_buffer(ice: Any, size: int) -> int:
+    """Give the UDP sockets of an ICE transport a ``size`` receive buffer (as root past
+    ``net.core.rmem_max``); returns the smallest size the kernel granted (0: no socket)."""
+    granted = []
+    for protocol in getattr(getattr(ice, "_connection", None), "_protocols", []):
+        sock = getattr(getattr(protocol, "transport", None), "_sock", None)
+        if not isinstance(sock, socket.socket):
+            continue
+        for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, size)
+                break
+            except OSError:
+                continue
+        granted.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    return min(granted, default=0)
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

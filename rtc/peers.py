@@ -31,6 +31,9 @@ from rtc.tracks import ViewerTrack
 
 log = logging.getLogger("vitrine.rtc")
 NEGOTIATION_TIMEOUT = 15.0
+# The host's UDP receive buffer: while the loop is busy sending a keyframe to every viewer,
+# the host's packets wait here (4 MB: about 15 s of 2 Mbit/s; the kernel's default is 208 KB)
+INGEST_BUFFER = 4 * 1024 * 1024
 ENDED = ("failed", "closed")
 
 
@@ -175,6 +178,8 @@ class Publisher(Peer):
         for kind, (codec, params) in codecs.items():
             self.broadcast.codecs[kind] = codec
             self.broadcast.codec_params[kind] = params
+        for t in self.pc.getTransceivers():
+            hooks.enlarge_receive_buffer(t.receiver.transport.transport, INGEST_BUFFER)
         return answer
 
     def _sink(self, kind: str) -> Callable[[RTCRtpCodecParameters, JitterFrame], None]:
