@@ -32,8 +32,10 @@ from rtc.tracks import ViewerTrack
 log = logging.getLogger("vitrine.rtc")
 NEGOTIATION_TIMEOUT = 15.0
 # The host's UDP receive buffer: while the loop is busy sending a keyframe to every viewer,
-# the host's packets wait here (4 MB: about 15 s of 2 Mbit/s; the kernel's default is 208 KB)
-INGEST_BUFFER = 4 * 1024 * 1024
+# the host's packets wait here. The kernel's default (208 KB, charged at about twice the
+# payload) holds about 0.4 s of 2 Mbit/s; 1 MB holds about 2 s: bursts fit, and a loop that
+# stays behind (which admission control prevents) still drops rather than queueing for long.
+INGEST_BUFFER = 1024 * 1024
 ENDED = ("failed", "closed")
 
 
