@@ -89,3 +89,51 @@ def test_chromium_publishes_and_watches(
         assert stats["width"] == 640
         host.evaluate("() => window.pub.close()")
         viewer.evaluate("() => window.sub.close()")
+
+
+def test_studio_shows_an_encoders_stream(server: LiveServer, world: dict[str, Any]) -> None:
+    """A host streaming from OBS finds the WHIP server and token in the studio, and sees the
+    encoder's stream there (an aiortc publisher in another thread stands in for the encoder)."""
+    import asyncio
+    import threading
+
+    from tests.support.rtc import Host
+
+    sess = world["public"]
+    sid = sess["id"]
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    async def encoder() -> None:
+        host = Host("vp8")
+        async with server.aclient() as http:
+            await host.publish(http, sid, sess["host_token"])
+            await asyncio.to_thread(stop.wait, 60)  # the encoder streams until the test is done
+            assert host.pc is not None
+            await host.pc.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(encoder())
+        except BaseException as exc:
+            failed.append(exc)
+
+    with chromium() as browser:
+        ctx = browser.new_context()
+        ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        page = ctx.new_page()
+        page.goto(f"{server.url}/studio/{sid}?token={sess['host_token']}")
+        page.click("#encoder summary")
+        assert page.input_value("#whip-url") == f"{server.url}/whip/{sid}"
+        page.click("#copy-token")
+        page.wait_for_selector("#copy-state:has-text('Token copied')")
+        assert page.evaluate("navigator.clipboard.readText()") == sess["host_token"]
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            page.wait_for_selector("#stream-stats:has-text('320')", timeout=30000)
+            assert "240" in page.text_content("#stream-stats")
+        finally:
+            stop.set()
+            thread.join(30)
+    assert not failed, failed

@@ -114,9 +114,10 @@ async function goLive() {
 
 async function streamStats() {
   const box = $("#stream-stats");
-  if (!state.live) { box.hidden = true; return; }
+  if (!state.live && !$("#encoder").open) { box.hidden = true; return; }
   try {
     const st = await api(`/api/sessions/${SID}/stream`, { token: TOKEN });
+    if (!state.live && st.host !== "publishing") { box.hidden = true; return; }
     const p = st.publisher || {};
     const parts = [];
     if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
@@ -128,6 +129,21 @@ async function streamStats() {
   } catch { box.hidden = true; }
 }
 setInterval(streamStats, 5000);
+
+// ---- an external encoder (OBS's WHIP output, GStreamer…) ----------------------------------
+const WHIP_URL = `${location.origin}/whip/${encodeURIComponent(SID)}`;
+$("#whip-url").value = WHIP_URL;
+async function copy(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+    $("#copy-state").textContent = `${what} copied.`;
+  } catch {
+    $("#copy-state").textContent = `Could not copy the ${what.toLowerCase()}: this browser does not allow it here.`;
+  }
+}
+$("#copy-url").addEventListener("click", () => copy(WHIP_URL, "Server"));
+$("#copy-token").addEventListener("click", () => copy(TOKEN, "Token"));
+$("#encoder").addEventListener("toggle", streamStats);
 
 async function stopStream() {
   const live = state.live;
