@@ -12,6 +12,9 @@ aiortc 1.16.0 (pinned in pyproject.toml):
   wraps it per sender to forward keyframe requests upstream and count NACKs.
 * ``aiortc.rtcpeerconnection.is_codec_compatible`` decides whether two codecs match (H.264
   profile and packetization mode), so a returning host keeps the codec its viewers have.
+* aioice's ``Connection.query_consent`` is replaced by one that follows RFC 7675 (any answer
+  within 30 s keeps consent; aioice dropped a peer after six answers later than 0.5 s)
+  (:func:`tolerant_ice_consent`).
 * ``RTCCertificate._create_ssl_context(srtp_profiles)`` builds each DTLS context; the relay
   widens its cipher list so peers with an RSA certificate (GStreamer's webrtcbin) can connect
   (:func:`accept_rsa_dtls_peers`).
@@ -27,12 +30,15 @@ import inspect
 import logging
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import aioice.ice
 import aiortc
+from aioice import stun
+from aioice.ice import Connection
 from aiortc import RTCRtpReceiver, RTCRtpSender, rtcpeerconnection
 from aiortc.codecs import h264, vpx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -97,6 +103,12 @@ def check_aiortc() -> None:
     create = getattr(RTCCertificate, "_create_ssl_context", None)
     if not callable(create) or "srtp_profiles" not in inspect.signature(create).parameters:
         problems.append("RTCCertificate._create_ssl_context(srtp_profiles) is gone")
+    consent = inspect.getsource(Connection.connect) + inspect.getsource(Connection.__init__)
+    if "self.query_consent()" not in consent or "self._query_consent_task" not in consent:
+        problems.append("aioice Connection no longer runs query_consent() as _query_consent_task")
+    for name in ("build_request", "_nominated", "remote_password"):
+        if name not in inspect.getsource(Connection):
+            problems.append(f"aioice Connection has no {name}")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         problems.append("aioice.ice.get_host_addresses is gone (loopback mode)")
     from rtc import sending
@@ -183,6 +195,47 @@ DTLS_CIPHERS = (
     b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:"
     b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 )
+
+
+# RFC 7675: consent expires when no check has been answered for 30 s. aioice instead sends
+# each check once with a 0.5 s timeout and closes after 6 late answers in a row, so a host on a
+# phone link whose round trip exceeds 0.5 s (bufferbloat on a busy cell) or a relay whose
+# loop is briefly behind loses the connection after about 30 s while packets still flow, and
+# every viewer loses the show. The relay's checks are retransmitted and any answer counts.
+CONSENT_TIMEOUT = 30.0
+CONSENT_RETRANSMISSIONS = 3  # answers accepted up to 0.5 + 1 + 2 + 4 s after a check
+
+
+async def _tolerant_query_consent(self: Connection) -> None:
+    assert self.remote_password is not None
+    answered = time.monotonic()
+    while True:
+        await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+        for pair in list(self._nominated.values()):
+            request = self.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=self.remote_password.encode("utf8"),
+                    retransmissions=CONSENT_RETRANSMISSIONS,
+                )
+                answered = time.monotonic()
+            except stun.TransactionError:
+                pass
+        if time.monotonic() - answered > CONSENT_TIMEOUT:
+            log.info("ICE consent expired: no answer for %.0f s", CONSENT_TIMEOUT)
+            self._query_consent_task = None
+            await self.close()
+            return
+
+
+AIOICE_QUERY_CONSENT = Connection.query_consent  # aioice's own, before tolerant_ice_consent()
+
+
+def tolerant_ice_consent() -> None:
+    """Consent freshness as RFC 7675 words it, for every ICE connection (process-wide)."""
+    Connection.query_consent = _tolerant_query_consent  # type: ignore[method-assign]
 
 
 def accept_rsa_dtls_peers() -> None:

@@ -319,3 +319,50 @@ async def test_ending_the_session_stops_the_stream(
             await again.publish(http, sid, token)
         assert err.value.status == 409 and '"session_ended"' in err.value.body
         await close_all(host, watcher)
+
+
+@pytest.mark.parametrize("consent", ["rfc7675", "aioice"])
+async def test_a_host_whose_answers_are_late_keeps_its_connection(
+    server: LiveServer, world: dict[str, Any], consent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ICE consent (RFC 7675) holds while any check is answered within 30 s. A host on a slow
+    phone link answers the relay's checks 0.8 s late: the relay keeps it (aioice's own checks,
+    0.5 s each and six misses in a row, would drop it: the control case)."""
+    import asyncio
+
+    import aioice.ice
+
+    from rtc import hooks
+
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)  # checks every 0.2 s, not 5 s
+    monkeypatch.setattr(hooks, "CONSENT_TIMEOUT", 3.0)
+    if consent == "aioice":
+        monkeypatch.setattr(aioice.ice.Connection, "query_consent", hooks.AIOICE_QUERY_CONSENT)
+        monkeypatch.setattr(hooks, "tolerant_ice_consent", lambda: None)
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    host = Host("vp8", audio=False)
+    late = {"answers": 0}
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await await_for(lambda: relay.publishers.get(sid) and relay.publishers[sid].connected_once)
+        assert host.pc is not None
+        loop = asyncio.get_running_loop()
+        for t in host.pc.getTransceivers():
+            for proto in t.sender.transport.transport._connection._protocols:
+                original = proto.datagram_received
+
+                def slow(data: bytes, addr: Any, original: Any = original) -> None:
+                    if data[:2] == b"\x00\x01":  # a STUN binding request: answer it late
+                        late["answers"] += 1
+                        loop.call_later(0.8, original, data, addr)
+                    else:
+                        original(data, addr)
+
+                proto.datagram_received = slow
+        if consent == "aioice":
+            await await_for(lambda: sid not in relay.publishers, 20, what="aioice drops the host")
+        else:
+            await await_for(lambda: late["answers"] >= 12, 30, what="a dozen late answers")
+            assert sid in relay.publishers and relay.publishers[sid].state == "connected"
+        await host.pc.close()
