@@ -298,6 +298,7 @@ async def server_sent(url: str, sid: str) -> dict[str, int]:
         "total_sent": sum(i["packets_sent"] for i in items),
         "dropped": sum(i["frames_dropped"] for i in items),
         "host_frames": (st["publisher"] or {}).get("frames", 0),
+        "lag_ms": [x["lag_ms"] for x in st.get("load", [])],
         "host_state": st["host"],
     }
 
@@ -353,6 +354,7 @@ async def run_case(
             "relay": [round(c, 2) for c in each[: len(fam)]],
             "viewer clients": round(sum(each[len(fam) : len(fam) + len(viewers)]), 2),
             "publisher": round(sum(each[len(fam) + len(viewers) :]), 2),
+            "relay loop lag ms (worst, last 5 s)": s1["lag_ms"],
         },
         "us_per_packet": per_packet * 1e6,
         "watching": s1["count"],

@@ -69,9 +69,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 log.exception("reaping peers failed")
 
     async def sample_load() -> None:
-        while True:
-            await asyncio.sleep(LOAD_EVERY)
-            relay.gauge.sample()
+        await relay.gauge.run(LOAD_EVERY)
 
     loop = asyncio.get_running_loop()
     with (

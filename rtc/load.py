@@ -11,10 +11,12 @@ ICE and DTLS handshakes are real work that holds up forwarding while they last.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
 WINDOW = 1.0  # seconds of CPU use the gauge averages over
+LAG_WINDOW = 5.0  # seconds over which the loop's worst lateness is kept
 
 
 class CpuGauge:
@@ -27,14 +29,32 @@ class CpuGauge:
     def __init__(self, window: float = WINDOW) -> None:
         self.window = window
         self._samples: deque[tuple[float, float]] = deque()
+        self._lags: deque[tuple[float, float]] = deque()
         self.sample()
 
-    def sample(self) -> None:
-        """Record the loop thread's CPU time now; call a few times a second, from the loop."""
+    def sample(self, lag: float = 0.0) -> None:
+        """Record the loop thread's CPU time now; call a few times a second, from the loop,
+        with how late this call came (``lag``, seconds past when it was due)."""
         now = time.monotonic()
         self._samples.append((now, time.thread_time()))
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
             self._samples.popleft()
+        self._lags.append((now, max(lag, 0.0)))
+        while self._lags and now - self._lags[0][0] > LAG_WINDOW:
+            self._lags.popleft()
+
+    @property
+    def lag(self) -> float:
+        """The event loop's worst lateness (seconds) in the last few seconds: what every
+        viewer's packets and the host's answers waited, on top of the network."""
+        return max((lag for _, lag in self._lags), default=0.0)
+
+    async def run(self, every: float) -> None:
+        """Sample every ``every`` seconds until cancelled."""
+        while True:
+            due = time.monotonic() + every
+            await asyncio.sleep(every)
+            self.sample(time.monotonic() - due)
 
     @property
     def busy(self) -> float:

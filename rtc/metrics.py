@@ -27,6 +27,12 @@ class RelayMetrics:
             ["worker"],
             registry=r,
         )
+        self.lag = Gauge(
+            "vitrine_rtc_loop_lag_seconds",
+            "Worst lateness of each relay process's event loop over the last 5 s",
+            ["worker"],
+            registry=r,
+        )
         self.session_viewers = Gauge(
             "vitrine_rtc_session_viewers",
             "WHEP viewers per session (this process)",
@@ -91,9 +97,12 @@ class RelayMetrics:
         self.workers.set(1 + (len(relay.pool.live_links()) if relay.pool is not None else 0))
         self.publishers.set(len(relay.publishers))
         self.cpu.clear()
+        self.lag.clear()
         self.cpu.labels("0").set(round(relay.gauge.busy, 3))
+        self.lag.labels("0").set(round(relay.gauge.lag, 4))
         for link in relay.pool.live_links() if relay.pool is not None else []:
             self.cpu.labels(str(link.index)).set(round(link.cpu, 3))
+            self.lag.labels(str(link.index)).set(round(link.lag, 4))
         per_session: dict[str, int] = {}
         dropped = 0
         for sid in [v.session_id for v in viewers] + [r.session_id for r in relay.remote.values()]:

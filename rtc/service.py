@@ -442,12 +442,30 @@ class RelayService:
                 items += [
                     {**i, "worker": link.index} for i in remote[: max(0, max_viewers - len(items))]
                 ]
+        links = self.pool.live_links() if self.pool is not None else []
         return {
             "session_id": session_id,
             "host": host,
             "publisher": publisher,
             "viewers": {"count": count, "items": items},
-            "workers": 1 + (len(self.pool.live_links()) if self.pool is not None else 0),
+            "workers": 1 + len(links),
+            "load": [
+                {
+                    "worker": 0,
+                    "viewers": self.viewer_count,
+                    "cpu": round(self.gauge.busy, 3),
+                    "lag_ms": round(self.gauge.lag * 1000, 1),
+                }
+            ]
+            + [
+                {
+                    "worker": link.index,
+                    "viewers": len(link.viewers),
+                    "cpu": round(link.cpu, 3),
+                    "lag_ms": round(link.lag * 1000, 1),
+                }
+                for link in links
+            ],
         }
 
     async def close_ended(self) -> list[str]:

@@ -111,11 +111,12 @@ class RelayWorker:
         )
 
     async def report_load(self, every: float = LOAD_EVERY) -> None:
-        """Sample this process's CPU and tell the origin (it places viewers by it)."""
+        """Sample this process's CPU and loop lag and tell the origin (it places viewers by CPU)."""
         while True:
+            due = time.monotonic() + every
             await asyncio.sleep(every)
-            self.gauge.sample()
-            self.send({"op": "load", "cpu": self.gauge.busy})
+            self.gauge.sample(time.monotonic() - due)
+            self.send({"op": "load", "cpu": self.gauge.busy, "lag": self.gauge.lag})
 
     async def _ended(self, peer: Peer) -> None:
         assert isinstance(peer, Viewer)

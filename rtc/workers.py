@@ -45,6 +45,7 @@ class WorkerLink:
         self.lagging: set[tuple[str, str]] = set()  # (session, kind) skipping to a keyframe
         self.frames_dropped = 0
         self.joining = 0
+        self.lag = 0.0  # the worker's event loop lateness (rtc.load), seconds
         self.cpu = 0.0  # the worker's own CPU estimate (rtc.load), reported twice a second
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -145,6 +146,7 @@ class WorkerLink:
                         fut.set_result(msg)
                 elif op == "load":
                     self.cpu = float(msg.get("cpu", 0.0))
+                    self.lag = float(msg.get("lag", 0.0))
                 elif op == "keyframe":
                     self.on_keyframe(str(msg.get("session")))
                 elif op == "left":

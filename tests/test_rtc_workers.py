@@ -52,6 +52,10 @@ async def test_worker_serves_viewers_from_the_origins_feed(
         stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
         assert stats["viewers"]["count"] == 4 and stats["workers"] == 2
         assert {i["worker"] for i in stats["viewers"]["items"]} == {0, 1}
+        load = {x["worker"]: x for x in stats["load"]}
+        assert load.keys() == {0, 1} and load[0]["viewers"] + load[1]["viewers"] == 4
+        metrics = (await http.get("/metrics")).text
+        assert 'vitrine_rtc_loop_lag_seconds{worker="1"}' in metrics
 
         # the host drops and comes back: viewers on both processes continue
         await host.pc.close()  # type: ignore[union-attr]
