@@ -127,6 +127,11 @@ class Settings:
     relay_max_viewers: int = _setting(
         "VITRINE_RELAY_MAX_VIEWERS", 150, "Viewers one relay worker admits before answering 503."
     )
+    relay_max_lag_ms: int = _setting(
+        "VITRINE_RELAY_MAX_LAG_MS",
+        500,
+        "Event-loop lateness (worst in 5 s) above which a relay worker refuses new viewers (503).",
+    )
     relay_max_cpu: float = _setting(
         "VITRINE_RELAY_MAX_CPU",
         0.85,

@@ -29,7 +29,7 @@ class RelayMetrics:
         )
         self.lag = Gauge(
             "vitrine_rtc_loop_lag_seconds",
-            "Worst lateness of each relay process's event loop over the last 5 s",
+            "Worst lateness of each relay process's event loop over the last 5 s (admission refuses above VITRINE_RELAY_MAX_LAG_MS)",
             ["worker"],
             registry=r,
         )

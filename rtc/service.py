@@ -84,6 +84,7 @@ class RelayService:
         self.servers = ice_servers(settings.ice_servers)
         self.max_viewers = settings.relay_max_viewers
         self.max_cpu = settings.relay_max_cpu
+        self.max_lag_ms = settings.relay_max_lag_ms
         self.gauge = CpuGauge()
         self._joining = 0  # local viewers being negotiated
         self.broadcasts: dict[str, Broadcast] = {}
@@ -307,28 +308,34 @@ class RelayService:
     def _place(self) -> WorkerLink | None:
         """The least loaded process with room: ``None`` for this one; 503 when all are full.
 
-        A process has room below ``VITRINE_RELAY_MAX_VIEWERS`` viewers and below
-        ``VITRINE_RELAY_MAX_CPU`` of a core (:mod:`rtc.load`)."""
+        A process has room below ``VITRINE_RELAY_MAX_VIEWERS`` viewers, below
+        ``VITRINE_RELAY_MAX_CPU`` of a core and while its event loop runs less than
+        ``VITRINE_RELAY_MAX_LAG_MS`` late (:mod:`rtc.load`)."""
         count = self.viewer_count + self._joining
-        options: list[tuple[int, int, float, WorkerLink | None]] = [
-            (count, 0, self.gauge.busy, None)
+        options: list[tuple[int, int, float, float, WorkerLink | None]] = [
+            (count, 0, self.gauge.busy, self.gauge.lag, None)
         ]
         if self.pool is not None:
             options += [
-                (link.load, i + 1, link.cpu, link) for i, link in enumerate(self.pool.live_links())
+                (link.load, i + 1, link.cpu, link.lag, link)
+                for i, link in enumerate(self.pool.live_links())
             ]
-        free = [o for o in options if o[0] < self.max_viewers and o[2] < self.max_cpu]
+        free = [
+            o
+            for o in options
+            if o[0] < self.max_viewers and o[2] < self.max_cpu and o[3] * 1000 < self.max_lag_ms
+        ]
         if not free:
             full = all(o[0] >= self.max_viewers for o in options)
             self._reject("capacity" if full else "cpu")
             raise Unavailable(
                 "this relay is full; try again shortly"
                 if full
-                else "this relay is at the limit of its CPU; try again shortly",
+                else "this relay is at the limit of its CPU or running late; try again shortly",
                 code="relay_full",
                 headers={"Retry-After": "10" if full else "3"},
             )
-        return min(free, key=lambda o: (o[0], o[1]))[3]
+        return min(free, key=lambda o: (o[0], o[1]))[4]
 
     async def _watch_remote(
         self, link: WorkerLink, broadcast: Broadcast, offer: Offer, viewer_id: str | None

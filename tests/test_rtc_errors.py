@@ -206,9 +206,13 @@ async def test_a_relay_at_its_cpu_limit_answers_503(
             await Watcher().watch(http, sid, None)
         assert err.value.status == 503 and '"relay_full"' in err.value.body
         assert "CPU" in err.value.body
+        relay.max_cpu, relay.max_lag_ms = 1.0, 0  # as if its loop ran late
+        with pytest.raises(WhipError) as err:
+            await Watcher().watch(http, sid, None)
+        assert err.value.status == 503 and "late" in err.value.body
         await await_for(lambda: len(first.frames) >= 5, 30, what="the admitted viewer watches")
         metrics = (await http.get("/metrics")).text
-        assert 'vitrine_rtc_rejected_total{reason="cpu"} 1.0' in metrics
+        assert 'vitrine_rtc_rejected_total{reason="cpu"} 2.0' in metrics
         assert 'vitrine_rtc_worker_cpu{worker="0"}' in metrics
         await first.close()
         await host.pc.close()  # type: ignore[union-attr]
@@ -218,6 +222,9 @@ def test_cpu_gauge_measures_the_loop_thread() -> None:
     from rtc.load import CpuGauge
 
     gauge = CpuGauge(window=60)
+    gauge.sample(lag=0.3)
+    gauge.sample(lag=0.1)
+    assert gauge.lag == 0.3
     deadline = time.thread_time() + 0.05
     while time.thread_time() < deadline:
         pass  # burn CPU so the gauge has something to see
