@@ -17,6 +17,7 @@ from tests.support.rtc import (  # noqa: F401 - fixtures: one process, SQLite
     clip,
     close_all,
     database_url,
+    host_drops_while_watched,
     join,
     settings,
 )
@@ -121,19 +122,12 @@ async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str
 
 async def test_host_reconnect_keeps_viewers(server: LiveServer, world: dict[str, Any]) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
-    relay = server.app.state.relay
     auth = {"authorization": f"Bearer {token}"}
     watcher = Watcher(decode=True)
     async with server.aclient() as http:
-        first = Host("vp8")
-        await first.publish(http, sid, token)
         viewer_token = await join(http, sid)
         room = await open_room(server, sid, viewer_token)
-        await watcher.watch(http, sid, viewer_token)
-        await await_for(lambda: watcher.decoded >= 10, 30, what="frames before the drop")
-        assert first.pc is not None
-        await first.pc.close()  # the host's connection is lost
-        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        await host_drops_while_watched(server, http, sid, token, watcher, viewer_token)
         await room.wait_type("status", status="live", host="away")
         stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
         assert stats["host"] == "away" and stats["viewers"]["count"] == 1
@@ -158,16 +152,9 @@ async def test_returning_host_keeps_the_codec_viewers_have(
 ) -> None:
     """A host back on another device that prefers H.264 continues in VP8: viewers keep playing."""
     sid, token = world["public"]["id"], world["public"]["host_token"]
-    relay = server.app.state.relay
     watcher = Watcher(decode=True)
     async with server.aclient() as http:
-        first = Host("vp8")
-        await first.publish(http, sid, token)
-        await watcher.watch(http, sid, await join(http, sid))
-        await await_for(lambda: watcher.decoded >= 10, 30, what="frames before the drop")
-        assert first.pc is not None
-        await first.pc.close()
-        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        await host_drops_while_watched(server, http, sid, token, watcher, await join(http, sid))
         before = watcher.decoded
         second = Host(offer=("h264", "vp8"))  # its own first choice is H.264
         await second.publish(http, sid, token)
@@ -187,15 +174,9 @@ async def test_host_back_with_another_codec_restarts_viewers(
     relay = server.app.state.relay
     old = Watcher(decode=True)
     async with server.aclient() as http:
-        first = Host("vp8")
-        await first.publish(http, sid, token)
         viewer_token = await join(http, sid)
         room = await open_room(server, sid, viewer_token)
-        await old.watch(http, sid, viewer_token)
-        await await_for(lambda: old.decoded >= 10, 30, what="VP8 frames")
-        assert first.pc is not None
-        await first.pc.close()
-        await await_for(lambda: sid not in relay.publishers, 20, what="host away")
+        await host_drops_while_watched(server, http, sid, token, old, viewer_token)
         second = Host("h264")
         await second.publish(http, sid, token)
         await room.wait_type("status", status="live", host="back", stream="changed")

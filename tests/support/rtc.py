@@ -16,6 +16,7 @@ from rtc import hooks
 from rtc.client import Connection, negotiate, peer
 from rtc.sdp import negotiated_codec
 from rtc.synthetic import ClipTrack, encode_clip, encode_tone, honour_keyframe_requests
+from tests.support.server import await_for
 
 CLIPS: dict[str, list[bytes]] = {}
 
@@ -143,3 +144,18 @@ async def join(http: httpx.AsyncClient, session_id: str, invite: str | None = No
     )
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
+
+
+async def host_drops_while_watched(
+    server: Any, http: httpx.AsyncClient, session_id: str, token: str, watcher: Watcher, viewer: str
+) -> None:
+    """A VP8 host publishes, ``watcher`` (viewer token ``viewer``) decodes 10 frames, then the
+    host's connection is lost and the relay sees it away."""
+    first = Host("vp8")
+    await first.publish(http, session_id, token)
+    await watcher.watch(http, session_id, viewer)
+    await await_for(lambda: watcher.decoded >= 10, 30, what="frames before the drop")
+    assert first.pc is not None
+    await first.pc.close()  # the host's connection is lost
+    relay = server.app.state.relay
+    await await_for(lambda: session_id not in relay.publishers, 20, what="host away")
