@@ -29,7 +29,7 @@ def routes() -> list[BaseRoute]:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     st = app.state
-    hooks.check_aiortc()  # fail start-up clearly if aiortc's internals moved
+    hooks.prepare_aiortc()  # fail start-up clearly if aiortc's internals moved; apply the fixes
     settings = st.settings
     metrics = RelayMetrics(st.metrics.registry)
     relay = RelayService(

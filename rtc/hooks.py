@@ -19,7 +19,8 @@ aiortc 1.16.0 (pinned in pyproject.toml):
   widens its cipher list so peers with an RSA certificate (GStreamer's webrtcbin) can connect
   (:func:`accept_rsa_dtls_peers`).
 
-:func:`check_aiortc` fails start-up with a clear message when any of them has changed.
+:func:`check_aiortc` fails start-up with a clear message when any of them has changed;
+:func:`prepare_aiortc` runs it and applies the process-wide fixes, once per relay process.
 """
 
 from __future__ import annotations
@@ -236,6 +237,14 @@ AIOICE_QUERY_CONSENT = Connection.query_consent  # aioice's own, before tolerant
 def tolerant_ice_consent() -> None:
     """Consent freshness as RFC 7675 words it, for every ICE connection (process-wide)."""
     Connection.query_consent = _tolerant_query_consent  # type: ignore[method-assign]
+
+
+def prepare_aiortc() -> None:
+    """At start-up, in every relay process: check aiortc's internals, then apply the fixes
+    (process-wide, idempotent) that every peer connection needs."""
+    check_aiortc()
+    accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate
+    tolerant_ice_consent()  # a late answer (slow phone link) is still consent
 
 
 def accept_rsa_dtls_peers() -> None:

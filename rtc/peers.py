@@ -60,8 +60,6 @@ class Peer:
         self.session_id = session_id
         self.id = secrets.token_urlsafe(18)
         self.etag = '"' + secrets.token_hex(8) + '"'
-        hooks.accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate
-        hooks.tolerant_ice_consent()  # a late answer (slow phone link) is still consent
         self.pc = RTCPeerConnection(config)
         self.created = time.monotonic()
         self.closed = False

@@ -194,7 +194,7 @@ class RelayWorker:
 
 
 async def serve(address: str, secret: str, index: int) -> None:
-    hooks.check_aiortc()
+    hooks.prepare_aiortc()
     host, port = address.rsplit(":", 1)
     loopback = os.environ.get("VITRINE_RTC_LOOPBACK", "").lower() in ("1", "true", "yes", "on")
     low, high = (int(os.environ.get(f"VITRINE_RTC_PORT_{k}", "0") or 0) for k in ("MIN", "MAX"))

@@ -319,7 +319,6 @@ async def test_a_host_whose_answers_are_late_keeps_its_connection(
     monkeypatch.setattr(hooks, "CONSENT_TIMEOUT", 3.0)
     if consent == "aioice":
         monkeypatch.setattr(aioice.ice.Connection, "query_consent", hooks.AIOICE_QUERY_CONSENT)
-        monkeypatch.setattr(hooks, "tolerant_ice_consent", lambda: None)
     sid, token = world["public"]["id"], world["public"]["host_token"]
     relay = server.app.state.relay
     host = Host("vp8", audio=False)
