@@ -40,7 +40,7 @@ import aioice.ice
 import aiortc
 from aioice import stun
 from aioice.ice import Connection
-from aiortc import RTCRtpReceiver, RTCRtpSender, rtcpeerconnection
+from aiortc import RTCIceTransport, RTCRtpReceiver, RTCRtpSender, rtcpeerconnection
 from aiortc.codecs import h264, vpx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCCertificate
@@ -262,22 +262,20 @@ def accept_rsa_dtls_peers() -> None:
     RTCCertificate._create_ssl_context = create_ssl_context  # type: ignore[method-assign]
 
 
-def enlarge_receive_buffer(ice: Any, size: int) -> int:
+def udp_socket(protocol: Any) -> socket.socket | None:
+    """The UDP socket under an aioice protocol's asyncio transport (``None`` if it has none)."""
+    sock = getattr(getattr(protocol, "transport", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def enlarge_receive_buffer(ice: RTCIceTransport, size: int) -> None:
     """Give the UDP sockets of an ICE transport a ``size`` receive buffer (as root past
-    ``net.core.rmem_max``); returns the smallest size the kernel granted (0: no socket)."""
-    granted = []
-    for protocol in getattr(getattr(ice, "_connection", None), "_protocols", []):
-        sock = getattr(getattr(protocol, "transport", None), "_sock", None)
-        if not isinstance(sock, socket.socket):
-            continue
-        for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, size)
-                break
-            except OSError:
-                continue
-        granted.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
-    return min(granted, default=0)
+    ``net.core.rmem_max``; otherwise up to it)."""
+    for sock in filter(None, map(udp_socket, ice._connection._protocols)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        except OSError:  # not root: the kernel caps this one at rmem_max
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

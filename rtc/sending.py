@@ -35,6 +35,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, wrap_rtx
 from aiortc.utils import uint16_add
 
+from rtc import hooks
 from rtc.frames import EncodedFrame
 from rtc.tracks import Outgoing, ViewerTrack
 
@@ -88,8 +89,8 @@ def direct_path(
     pair = dtls.transport._connection._nominated.get(1)
     if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
         return None
-    sock = getattr(pair.protocol.transport, "_sock", None)
-    if not isinstance(sock, socket.socket):
+    sock = hooks.udp_socket(pair.protocol)
+    if sock is None:
         return None
     return sock, dtls._tx_srtp.protect, pair.remote_addr
 
