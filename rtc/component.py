@@ -19,7 +19,6 @@ from rtc.service import RelayService
 
 log = logging.getLogger("vitrine.rtc")
 REAP_EVERY = 5.0
-LOAD_EVERY = 0.25  # seconds between CPU samples (admission, rtc.load)
 
 
 def routes() -> list[BaseRoute]:
@@ -68,15 +67,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             except Exception:
                 log.exception("reaping peers failed")
 
-    async def sample_load() -> None:
-        await relay.gauge.run(LOAD_EVERY)
-
     loop = asyncio.get_running_loop()
     with (
         hooks.loopback_only(settings.rtc_loopback),
         hooks.udp_port_range(loop, settings.rtc_port_min, settings.rtc_port_max),
     ):
-        tasks = [asyncio.create_task(reaper()), asyncio.create_task(sample_load())]
+        tasks = [asyncio.create_task(reaper()), asyncio.create_task(relay.gauge.run())]
         try:
             yield
         finally:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
 WINDOW = 1.0  # seconds of CPU use the gauge averages over
 LAG_WINDOW = 5.0  # seconds over which the loop's worst lateness is kept
+SAMPLE_EVERY = 0.25  # seconds between samples (workers report each one to the origin)
 
 
 class CpuGauge:
@@ -49,12 +51,16 @@ class CpuGauge:
         viewer's packets and the host's answers waited, on top of the network."""
         return max((lag for _, lag in self._lags), default=0.0)
 
-    async def run(self, every: float) -> None:
-        """Sample every ``every`` seconds until cancelled."""
+    async def run(
+        self, every: float = SAMPLE_EVERY, then: Callable[[], None] | None = None
+    ) -> None:
+        """Sample every ``every`` seconds (calling ``then`` after each) until cancelled."""
         while True:
             due = time.monotonic() + every
             await asyncio.sleep(every)
             self.sample(time.monotonic() - due)
+            if then is not None:
+                then()
 
     @property
     def busy(self) -> float:

@@ -94,15 +94,13 @@ class RelayMetrics:
 
         viewers = [p for p in relay.peers.values() if isinstance(p, Viewer)]
         self.viewers.set(len(viewers) + len(relay.remote))
-        self.workers.set(1 + (len(relay.pool.live_links()) if relay.pool is not None else 0))
+        self.workers.set(len(relay.loads()))
         self.publishers.set(len(relay.publishers))
         self.cpu.clear()
         self.lag.clear()
-        self.cpu.labels("0").set(round(relay.gauge.busy, 3))
-        self.lag.labels("0").set(round(relay.gauge.lag, 4))
-        for link in relay.pool.live_links() if relay.pool is not None else []:
-            self.cpu.labels(str(link.index)).set(round(link.cpu, 3))
-            self.lag.labels(str(link.index)).set(round(link.lag, 4))
+        for p in relay.loads():
+            self.cpu.labels(str(p.worker)).set(round(p.cpu, 3))
+            self.lag.labels(str(p.worker)).set(round(p.lag, 4))
         per_session: dict[str, int] = {}
         dropped = 0
         for sid in [v.session_id for v in viewers] + [r.session_id for r in relay.remote.values()]:

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiortc import RTCConfiguration, RTCIceServer
 from sqlalchemy import select
@@ -53,6 +53,16 @@ def ice_servers(raw: str) -> list[RTCIceServer]:
             )
         )
     return servers
+
+
+class ProcessLoad(NamedTuple):
+    """One relay process as admission sees it (``link``: ``None`` for this process)."""
+
+    worker: int
+    viewers: int
+    cpu: float  # share of one core its event loop used in the last second
+    lag: float  # its event loop's worst lateness in the last 5 s, seconds
+    link: WorkerLink | None = None
 
 
 @dataclass
@@ -305,28 +315,28 @@ class RelayService:
         peer.on_end = self._viewer_ended
         return peer
 
+    def loads(self) -> list[ProcessLoad]:
+        """Each relay process's viewers (those negotiating included), CPU and loop lag."""
+        links = self.pool.live_links() if self.pool is not None else []
+        here = ProcessLoad(0, self.viewer_count + self._joining, self.gauge.busy, self.gauge.lag)
+        return [here] + [ProcessLoad(k.index, k.load, k.cpu, k.lag, k) for k in links]
+
     def _place(self) -> WorkerLink | None:
         """The least loaded process with room: ``None`` for this one; 503 when all are full.
 
         A process has room below ``VITRINE_RELAY_MAX_VIEWERS`` viewers, below
         ``VITRINE_RELAY_MAX_CPU`` of a core and while its event loop runs less than
         ``VITRINE_RELAY_MAX_LAG_MS`` late (:mod:`rtc.load`)."""
-        count = self.viewer_count + self._joining
-        options: list[tuple[int, int, float, float, WorkerLink | None]] = [
-            (count, 0, self.gauge.busy, self.gauge.lag, None)
-        ]
-        if self.pool is not None:
-            options += [
-                (link.load, i + 1, link.cpu, link.lag, link)
-                for i, link in enumerate(self.pool.live_links())
-            ]
+        options = self.loads()
         free = [
-            o
-            for o in options
-            if o[0] < self.max_viewers and o[2] < self.max_cpu and o[3] * 1000 < self.max_lag_ms
+            p
+            for p in options
+            if p.viewers < self.max_viewers
+            and p.cpu < self.max_cpu
+            and p.lag * 1000 < self.max_lag_ms
         ]
         if not free:
-            full = all(o[0] >= self.max_viewers for o in options)
+            full = all(p.viewers >= self.max_viewers for p in options)
             self._reject("capacity" if full else "cpu")
             raise Unavailable(
                 "this relay is full; try again shortly"
@@ -335,7 +345,7 @@ class RelayService:
                 code="relay_full",
                 headers={"Retry-After": "10" if full else "3"},
             )
-        return min(free, key=lambda o: (o[0], o[1]))[4]
+        return min(free, key=lambda p: (p.viewers, p.worker)).link
 
     async def _watch_remote(
         self, link: WorkerLink, broadcast: Broadcast, offer: Offer, viewer_id: str | None
@@ -449,29 +459,21 @@ class RelayService:
                 items += [
                     {**i, "worker": link.index} for i in remote[: max(0, max_viewers - len(items))]
                 ]
-        links = self.pool.live_links() if self.pool is not None else []
+        loads = self.loads()
         return {
             "session_id": session_id,
             "host": host,
             "publisher": publisher,
             "viewers": {"count": count, "items": items},
-            "workers": 1 + len(links),
+            "workers": len(loads),
             "load": [
                 {
-                    "worker": 0,
-                    "viewers": self.viewer_count,
-                    "cpu": round(self.gauge.busy, 3),
-                    "lag_ms": round(self.gauge.lag * 1000, 1),
+                    "worker": p.worker,
+                    "viewers": p.viewers,
+                    "cpu": round(p.cpu, 3),
+                    "lag_ms": round(p.lag * 1000, 1),
                 }
-            ]
-            + [
-                {
-                    "worker": link.index,
-                    "viewers": len(link.viewers),
-                    "cpu": round(link.cpu, 3),
-                    "lag_ms": round(link.lag * 1000, 1),
-                }
-                for link in links
+                for p in loads
             ],
         }
 

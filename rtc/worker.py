@@ -30,7 +30,6 @@ from rtc.service import ice_servers
 from rtc.wire import WireError, json_message, parse_frame, parse_json, read_message
 
 log = logging.getLogger("vitrine.rtc.worker")
-LOAD_EVERY = 0.5  # seconds between load reports to the origin
 
 
 class RelayWorker:
@@ -100,23 +99,12 @@ class RelayWorker:
         self.peers[peer.id] = peer
         peer.on_end = self._ended
         self.send(
-            {
-                "op": "answer",
-                "req": req,
-                "resource": peer.id,
-                "sdp": answer,
-                "etag": peer.etag,
-                "cpu": self.gauge.busy,
-            }
+            {"op": "answer", "req": req, "resource": peer.id, "sdp": answer, "etag": peer.etag}
         )
 
-    async def report_load(self, every: float = LOAD_EVERY) -> None:
-        """Sample this process's CPU and loop lag and tell the origin (it places viewers by CPU)."""
-        while True:
-            due = time.monotonic() + every
-            await asyncio.sleep(every)
-            self.gauge.sample(time.monotonic() - due)
-            self.send({"op": "load", "cpu": self.gauge.busy, "lag": self.gauge.lag})
+    def report_load(self) -> None:
+        """Tell the origin this process's CPU and loop lag (it places viewers by them)."""
+        self.send({"op": "load", "cpu": self.gauge.busy, "lag": self.gauge.lag})
 
     async def _ended(self, peer: Peer) -> None:
         assert isinstance(peer, Viewer)
@@ -204,7 +192,7 @@ async def serve(address: str, secret: str, index: int) -> None:
             json_message({"op": "hello", "secret": secret, "index": index, "pid": os.getpid()})
         )
         worker = RelayWorker(writer, os.environ.get("VITRINE_ICE_SERVERS", ""))
-        worker.spawn(worker.report_load())
+        worker.spawn(worker.gauge.run(then=worker.report_load))
         try:
             await worker.run(reader)
         except WireError:

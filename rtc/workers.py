@@ -46,7 +46,7 @@ class WorkerLink:
         self.frames_dropped = 0
         self.joining = 0
         self.lag = 0.0  # the worker's event loop lateness (rtc.load), seconds
-        self.cpu = 0.0  # the worker's own CPU estimate (rtc.load), reported twice a second
+        self.cpu = 0.0  # the worker's loop CPU (rtc.load), reported four times a second
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self.closed = False
@@ -121,7 +121,6 @@ class WorkerLink:
                 status=int(reply.get("status", 500)),
             )
         self.viewers[str(reply["resource"])] = session_id
-        self.cpu = float(reply.get("cpu", self.cpu))
         return reply
 
     def leave(self, resource_id: str) -> None:
