@@ -260,6 +260,10 @@ class Viewer(Peer):
     def _nack(self, count: int) -> None:
         self.nacks += count
 
+    def takes_stream(self) -> bool:
+        """Whether this connection negotiated the codecs the host sends now."""
+        return all(t.codec == self.broadcast.codecs.get(t.kind) for t in self.tracks.values())
+
     def detach(self) -> None:
         for track in self.tracks.values():
             self.broadcast.detach(track)

@@ -91,20 +91,17 @@ def ingest_codecs(
     caps = RTCRtpReceiver.getCapabilities(kind)
     assert caps is not None
     chosen = [c for c in caps.codecs if c.mimeType.lower() in FORWARDABLE[kind]]
-    if keep is None and offer is not None and offer.offers(kind, *CONSTRAINED_BASELINE):
-        keep_cb = _params(*CONSTRAINED_BASELINE)
+    if keep is not None:  # only that codec
+        chosen = [c for c in chosen if _matches(c, keep)]
+    elif offer is not None and offer.offers(kind, *CONSTRAINED_BASELINE):  # no other H.264
         chosen = [
-            c
-            for c in chosen
-            if c.mimeType.lower() != "video/h264"
-            or is_codec_compatible(_params(c.mimeType, dict(c.parameters)), keep_cb)
-        ]
-    if keep is not None:
-        want = _params(*keep)
-        chosen = [
-            c for c in chosen if is_codec_compatible(_params(c.mimeType, dict(c.parameters)), want)
+            c for c in chosen if c.mimeType != "video/H264" or _matches(c, CONSTRAINED_BASELINE)
         ]
     return chosen + [c for c in caps.codecs if c.mimeType.lower() == "video/rtx"]
+
+
+def _matches(cap: RTCRtpCodecCapability, codec: tuple[str, dict[str, Any]]) -> bool:
+    return is_codec_compatible(_params(cap.mimeType, dict(cap.parameters)), _params(*codec))
 
 
 def viewer_codecs(kind: str, codec: str, params: dict[str, Any]) -> list[RTCRtpCodecCapability]:

@@ -192,9 +192,9 @@ class RelayService:
         except Exception:
             await self._drop(pub)
             raise
-        changed = [k for k, codec in before.items() if broadcast.codecs.get(k) != codec]
+        changed = any(broadcast.codecs.get(k) != codec for k, codec in before.items())
         if changed and self._watching(session_id):
-            await self._codec_changed(broadcast, changed)
+            await self._codec_changed(broadcast)
         return pub
 
     def _watching(self, session_id: str) -> bool:
@@ -215,7 +215,7 @@ class RelayService:
                 keep[kind] = (codec, params)
         return keep
 
-    async def _codec_changed(self, broadcast: Broadcast, kinds: list[str]) -> None:
+    async def _codec_changed(self, broadcast: Broadcast) -> None:
         """The host came back with a codec its viewers did not negotiate (another encoder): their
         connections cannot carry it, so close them and tell the room; pages reconnect at once."""
         sid = broadcast.session_id
@@ -224,9 +224,7 @@ class RelayService:
             extra={"session": sid, "codecs": dict(broadcast.codecs)},
         )
         for peer in [p for p in self.peers.values() if isinstance(p, ViewerPeer)]:
-            if peer.session_id == sid and any(
-                t.codec != broadcast.codecs.get(t.kind) for t in peer.tracks.values()
-            ):
+            if peer.broadcast is broadcast and not peer.takes_stream():
                 await self._drop(peer)
         for link in self.pool.live_links() if self.pool is not None else []:
             if sid in link.sessions():

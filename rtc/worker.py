@@ -142,7 +142,7 @@ class RelayWorker:
                 b.codecs.update(msg.get("codecs", {}))
                 b.codec_params.update(msg.get("params", {}))
                 for peer in [p for p in self.peers.values() if p.broadcast is b]:
-                    if any(t.codec != b.codecs.get(t.kind) for t in peer.tracks.values()):
+                    if not peer.takes_stream():
                         await peer.close()
         elif op == "stats":
             await self.stats(msg)
