@@ -76,12 +76,9 @@ async def test_late_joiner_starts_on_a_fresh_keyframe(
         await close_all(host, late, first)
 
 
-def relay_of(server: LiveServer) -> Any:
-    return server.app.state.relay
-
-
 async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str, Any]) -> None:
     sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
     host = Host("h264", audio=False)
     tap, dec = Watcher(), Watcher(decode=True)
     async with server.aclient() as http:
@@ -96,14 +93,13 @@ async def test_h264_is_forwarded_and_decodes(server: LiveServer, world: dict[str
         published = {tuple(nal_units(f)) for f in host.video.sent}
         assert all(tuple(nal_units(f)) in published for f in tap.frames)
         # the host's packets wait in a large receive buffer while the loop serves viewers
-        pub = relay_of(server).publishers[sid]
+        pub = relay.publishers[sid]
         for t in pub.pc.getTransceivers():
             for proto in t.receiver.transport.transport._connection._protocols:
                 sock = proto.transport.get_extra_info("socket")
                 assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 1024 * 1024
         # aiortc lists Baseline (42001f) first; the stream is labelled Constrained Baseline,
         # which every WebRTC viewer takes, including one that offers nothing else
-        relay = server.app.state.relay
         assert relay.broadcasts[sid].codec_params["video"]["profile-level-id"] == "42e01f"
         only_cb = peer()
         t = only_cb.addTransceiver("video", direction="recvonly")
