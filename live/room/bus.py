@@ -15,11 +15,18 @@ from itertools import islice
 from typing import Any, Protocol
 
 from live.db import Database, now_ms
+from live.errors import Unavailable
 from live.room import store
 from live.room.events import Event
 
 Deliver = Callable[[Event], None]
 MAX_BUFFERED_SESSIONS = 1000
+
+
+class BusUnavailable(Unavailable):
+    """The bus cannot take an event now (Redis is down); nothing was published."""
+
+    code = "bus_unavailable"
 
 
 class EventBus(Protocol):

@@ -75,6 +75,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await hub.close()
+        await rooms.close()
         await bus.close()
         await persister.close()
 

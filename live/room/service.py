@@ -7,11 +7,22 @@
 The bus assigns ``id`` and ``ts``; stored events go to ``room_events`` (``presence`` and
 ``reaction`` never are). ``audience="staff"`` reaches host and staff connections only
 (``counters`` always does).
+
+When the bus is down (Redis restarting), ``emit`` does not fail: the event goes to this
+process's outbox (in memory, in order, at most ``OUTBOX_MAX`` events) and is published, and
+stored, as soon as the bus takes events again; meanwhile ``emit`` returns the event with
+``"id": None, "queued": True``. Presence and reaction pulses are not queued (they are
+superseded by the next pulse), nor are chat and questions (their sender gets
+``bus_unavailable`` and may send again).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,7 +31,7 @@ from live.db import Database, new_id, now_ms
 from live.errors import Conflict, NotFound, ValidationFailed
 from live.models import ChatMessage, Question
 from live.room import store as storage
-from live.room.bus import EventBus
+from live.room.bus import BusUnavailable, EventBus
 from live.room.connection import Connection
 from live.room.events import EPHEMERAL_TYPES, STAFF_ONLY_TYPES, Event
 from live.room.hub import Hub, Track
@@ -29,7 +40,10 @@ from live.room.protocol import Intent
 from live.room.state import RECENT_CHAT, RoomState
 
 REPLAY_PAGE = 500
+OUTBOX_MAX = 10_000
+OUTBOX_RETRY = (0.1, 2.0)  # first and longest wait between attempts while the bus is down
 T = TypeVar("T")
+log = logging.getLogger("vitrine.room.service")
 
 
 class RoomService:
@@ -38,6 +52,8 @@ class RoomService:
     ) -> None:
         self.db, self.bus, self.hub, self.track = db, bus, hub, track
         self.persister = persister
+        self._outbox: deque[tuple[str, str, dict[str, Any], bool, str]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
 
     # -- publishing --------------------------------------------------------------------------
     async def emit(
@@ -49,10 +65,53 @@ class RoomService:
         store: bool = True,
         audience: str = "all",
     ) -> dict[str, Any]:
-        """Publish; when ``store``, return once the event is committed to ``room_events``."""
-        return (
-            await self._publish(session_id, type, data, store=store, audience=audience)
-        ).public()
+        """Publish; when ``store``, return once the event is committed to ``room_events``.
+        While the bus is down, queue it (see the module docstring)."""
+        if not self._outbox:
+            try:
+                return (
+                    await self._publish(session_id, type, data, store=store, audience=audience)
+                ).public()
+            except BusUnavailable:
+                if type in EPHEMERAL_TYPES:
+                    raise
+        elif type in EPHEMERAL_TYPES:
+            raise BusUnavailable("the room bus is unavailable")
+        if len(self._outbox) >= OUTBOX_MAX:
+            raise BusUnavailable("the room bus is unavailable and its outbox is full")
+        self._outbox.append((session_id, type, data, store, audience))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="room-outbox")
+        return {**data, "type": type, "id": None, "ts": now_ms(), "queued": True}
+
+    @property
+    def outbox(self) -> int:
+        """Events waiting for the bus."""
+        return len(self._outbox)
+
+    async def _drain(self) -> None:
+        """Publish the outbox in order, waiting (with backoff) while the bus stays down."""
+        wait = OUTBOX_RETRY[0]
+        log.warning("room bus unavailable: queueing events", extra={"queued": len(self._outbox)})
+        while self._outbox:
+            sid, type, data, store, audience = self._outbox[0]
+            try:
+                await self._publish(sid, type, data, store=store, audience=audience)
+            except BusUnavailable:
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, OUTBOX_RETRY[1])
+                continue
+            except Exception:
+                log.exception("a queued room event could not be published", extra={"type": type})
+            self._outbox.popleft()
+            wait = OUTBOX_RETRY[0]
+        log.warning("room bus back: queued events published")
+
+    async def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
 
     async def _publish(
         self,
