@@ -7,7 +7,8 @@ Keys (``P`` = ``settings.redis_prefix``; the braces keep a session's keys in one
   caller retries with the seed);
 * ``P:room:{sid}:events`` — a stream whose entry ids are ``<event id>-0``, trimmed to about
   ``replay_buffer`` entries; fields ``t`` type, ``ts``, ``d`` JSON data, ``a`` audience;
-* both expire 14 days after the session's last event;
+* ``P:room:{sid}:epoch`` — the seed the counter last started from (set with it);
+* all three expire 14 days after the session's last event;
 * ``P:room:wake:<process>`` — wakes this process's blocking reader when it starts watching a
   new session.
 
@@ -50,12 +51,14 @@ PUBLISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   if ARGV[1] == '' then return -1 end
   redis.call('SET', KEYS[1], ARGV[1], 'NX')
+  redis.call('SET', KEYS[3], ARGV[1])
 end
 local id = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
            't', ARGV[3], 'ts', ARGV[4], 'd', ARGV[5], 'a', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return id
 """
 BLOCK_MS = 5000
@@ -112,6 +115,9 @@ class RedisBus:
     def _stream_key(self, sid: str) -> str:
         return f"{self.prefix}:room:{{{sid}}}:events"
 
+    def _epoch_key(self, sid: str) -> str:
+        return f"{self.prefix}:room:{{{sid}}}:epoch"
+
     def _sid(self, key: bytes) -> str:
         text = key.decode()
         return text[text.index("{") + 1 : text.rindex("}")]
@@ -138,7 +144,11 @@ class RedisBus:
         self, session_id: str, type: str, data: dict[str, Any], audience: str = "all"
     ) -> Event:
         ts = now_ms()
-        keys = [self._seq_key(session_id), self._stream_key(session_id)]
+        keys = [
+            self._seq_key(session_id),
+            self._stream_key(session_id),
+            self._epoch_key(session_id),
+        ]
         args: list[Any] = ["", self.buffer_size, type, ts, orjson.dumps(data), audience, KEY_TTL_MS]
         try:
             eid = int(await self._script(keys=keys, args=args))
@@ -152,6 +162,10 @@ class RedisBus:
     async def last_id(self, session_id: str) -> int:
         raw = await self.redis.get(self._seq_key(session_id))
         return int(raw) if raw is not None else await store.seed_id(self.db, session_id)
+
+    async def epoch(self, session_id: str) -> int:
+        raw = await self.redis.get(self._epoch_key(session_id))
+        return int(raw) if raw is not None else 0
 
     async def recent(self, session_id: str, after: int) -> list[Event]:
         entries: Any = await self.redis.xrange(

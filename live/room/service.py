@@ -48,10 +48,18 @@ log = logging.getLogger("vitrine.room.service")
 
 class RoomService:
     def __init__(
-        self, *, db: Database, bus: EventBus, hub: Hub, track: Track, persister: Persister
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        hub: Hub,
+        track: Track,
+        persister: Persister,
+        ack_before_commit: bool = False,
     ) -> None:
         self.db, self.bus, self.hub, self.track = db, bus, hub, track
         self.persister = persister
+        self.ack_before_commit = ack_before_commit
         self._outbox: deque[tuple[str, str, dict[str, Any], bool, str]] = deque()
         self._drainer: asyncio.Task[None] | None = None
 
@@ -124,19 +132,37 @@ class RoomService:
         wait: bool = True,
     ) -> Event:
         """Assign the id (the bus), then store the event with its state ``rows`` in the next group
-        commit. ``wait=False`` (chat, the hot path) returns before the commit unless the
-        persister is backlogged."""
+        commit, and return once it is committed. This process's sockets get the event only
+        after the commit (see :mod:`live.room.hub`), so its echo acknowledges a durable event.
+
+        With ``ack_before_commit`` (a benchmark comparison only) sockets get it at once and
+        ``wait=False`` (chat) returns before the commit unless the persister is backlogged."""
         if audience not in ("all", "staff"):
             raise ValueError(f"unknown audience {audience!r}")
         if type in STAFF_ONLY_TYPES:
             audience = "staff"
-        ev = await self.bus.publish(session_id, type, data, audience)
         stored = store and type not in EPHEMERAL_TYPES
-        if stored or rows:
-            fut = self.persister.submit([*rows, storage.event_row(ev)] if stored else list(rows))
+        if not (stored or rows):
+            return await self.bus.publish(session_id, type, data, audience)
+        if self.ack_before_commit:
+            ev = await self.bus.publish(session_id, type, data, audience)
+            early = self.persister.submit([*rows, storage.event_row(ev)] if stored else list(rows))
             if wait or self.persister.backlog > BACKLOG:
-                await fut
-        return ev
+                await early
+            return ev
+        hold = self.hub.hold(session_id)
+        published: Event | None = None
+        fut: asyncio.Future[None] | None = None
+        try:
+            published = await self.bus.publish(session_id, type, data, audience)
+            fut = self.persister.submit(
+                [*rows, storage.event_row(published)] if stored else list(rows)
+            )
+        finally:
+            self.hub.release(hold, published.id if published else None, fut)
+        assert fut is not None
+        await fut
+        return published
 
     async def _retry_after_drain(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn``; on NotFound, wait for queued rows to be committed and try once more."""
@@ -168,6 +194,16 @@ class RoomService:
         }
         state.chat.extend(await storage.recent_chat(self.db, session_id, RECENT_CHAT))
         return state
+
+    async def recovered(self, session_id: str, after: int, upto: int) -> bool:
+        """Can a resume from ``after`` be served in full (every event up to ``upto``)? Not when
+        ``after`` is ahead of the room, nor when it predates the session's current id sequence
+        (the bus counter was seeded again — a restart, a flushed Redis — and events issued just
+        before may never have been stored). As Centrifugo's ``recovered: false``, the client
+        then rebuilds its view from the hello."""
+        if after > upto:
+            return False
+        return after >= await self.bus.epoch(session_id)
 
     async def replay(self, session_id: str, after: int, upto: int) -> AsyncIterator[list[Event]]:
         """Every event with ``after < id <= upto``, in order, in pages: the database for what
