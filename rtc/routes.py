@@ -6,11 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from live.access import authorize_session
 from live.api import doc
-from live.auth import Host, Staff, principal
+from live.auth import Host, Staff
 from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
 from live.http import JSON, read_body
-from live.sessions import require_session_actor
+from live.policy import Action
 from rtc.peers import Peer
 from rtc.sdp import MAX_SDP_BYTES, parse_offer
 from rtc.service import RelayService, RemoteViewer
@@ -79,12 +80,7 @@ async def _negotiate(request: Request, prefix: str) -> Response:
     sid = request.path_params["id"]
     relay = _relay(request)
     publishing = prefix == "whip"
-    who = (
-        await require_session_actor(request, sid)
-        if publishing
-        else principal(request, required=False)
-    )
-    sess = await relay.session(sid)
+    who, sess = await authorize_session(request, sid)
     offer = parse_offer(await _offer_body(request), sending=publishing)
     if publishing:
         assert isinstance(who, Staff | Host)
@@ -123,7 +119,7 @@ async def _patch(request: Request, kind: str) -> Response:
 # -- WHIP ---------------------------------------------------------------------------------------
 @doc(
     "WHIP publish (RFC 9725): SDP offer in, SDP answer out; sets the session live",
-    auth="host or staff",
+    action=Action.PUBLISH,
     tag="rtc",
     responses={
         201: "SDP answer, Location, ETag",
@@ -154,11 +150,11 @@ async def resource_options(request: Request) -> Response:
 @doc(
     "WHIP stop publishing (viewers stay connected and see the host away)",
     tag="rtc",
-    auth="host or staff",
+    action=Action.PUBLISH,
     responses={200: "stopped", 404: "resource_not_found"},
 )
 async def whip_delete(request: Request) -> Response:
-    await require_session_actor(request, request.path_params["id"])
+    await authorize_session(request, request.path_params["id"])
     await _relay(request).stop(
         request.path_params["id"], request.path_params["resource"], "publisher"
     )
@@ -168,24 +164,24 @@ async def whip_delete(request: Request) -> Response:
 @doc(
     "WHIP trickle ICE (`application/trickle-ice-sdpfrag`)",
     tag="rtc",
-    auth="host or staff",
+    action=Action.PUBLISH,
     responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"},
 )
 async def whip_patch(request: Request) -> Response:
-    await require_session_actor(request, request.path_params["id"])
+    await authorize_session(request, request.path_params["id"])
     return await _patch(request, "publisher")
 
 
 # -- WHEP ---------------------------------------------------------------------------------------
 @doc(
     "WHEP watch: SDP offer in, SDP answer out; a viewer token is required for private sessions",
-    auth="viewer",
+    action=Action.WATCH,
     tag="rtc",
     responses={
         201: "SDP answer, Location, ETag",
         400: "invalid_sdp",
-        401: "viewer_token_required",
-        403: "wrong_session",
+        401: "invite_required",
+        403: "wrong_session | other_store | banned",
         409: "not_live",
         422: "codec_unsupported",
         503: "relay_full (Retry-After)",
@@ -218,13 +214,13 @@ async def whep_patch(request: Request) -> Response:
 
 @doc(
     "Stream statistics: host bitrate, frame rate, resolution; per viewer RTT, loss, NACKs; viewer count",
-    auth="host or staff",
+    action=Action.SEE_COUNTERS,
     tag="rtc",
     responses={200: "stats"},
 )
 async def stream_stats(request: Request) -> Response:
     sid = request.path_params["id"]
-    await require_session_actor(request, sid)
+    await authorize_session(request, sid)
     return JSON(await _relay(request).stream_stats(sid))
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from live.auth import Host, Principal, Staff, Viewer
 from live.config import Settings
 from live.db import Database
-from live.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from live.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from live.models import LiveSession, SessionViewer
 from live.sessions import ensure_session
 from rtc.broadcast import Broadcast
@@ -277,8 +277,6 @@ class RelayService:
         self, sess: LiveSession, who: Principal | None, offer: Offer
     ) -> ViewerPeer | RemoteViewer:
         session_id = sess.id
-        if sess.kind == "private" or who is not None:
-            self._check_viewer(session_id, who)
         if isinstance(who, Viewer):
             async with self.db.read() as s:
                 row = await s.get(SessionViewer, who.viewer_id)
@@ -368,16 +366,6 @@ class RelayService:
             self._feeds[(sid, link)] = sink
             broadcast.feeds.add(sink)
         return rv
-
-    def _check_viewer(self, session_id: str, who: Principal | None) -> None:
-        if who is None:
-            raise Unauthorized(
-                "this session is private: a viewer token is required", code="viewer_token_required"
-            )
-        if isinstance(who, Staff):
-            return
-        if who.session_id != session_id:
-            raise Forbidden("this token belongs to another session", code="wrong_session")
 
     async def _viewer_ended(self, peer: Peer) -> None:
         assert isinstance(peer, ViewerPeer)

@@ -90,7 +90,7 @@ async def test_private_stream_needs_a_viewer_token(
         await host.publish(http, sid, token)
         public_viewer = await join(http, world["public"]["id"])
         for tok, status, code in (
-            (None, 401, "viewer_token_required"),
+            (None, 401, "invite_required"),
             ("garbage", 401, "invalid_token"),
             (public_viewer, 403, "wrong_session"),
         ):

@@ -42,10 +42,11 @@ from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 
 from live.api import doc
-from live.auth import Host, Staff, Viewer
+from live.auth import Host, Staff
 from live.db import now_ms
 from live.errors import NotFound, Unauthorized, VitrineError
 from live.http import INT64_MAX
+from live.policy import Action, Target, allowed, room_grants
 from live.room import store
 from live.room.connection import Connection
 from live.room.events import frame
@@ -69,6 +70,8 @@ class Admitted:
     name: str
     muted_until: int = 0
     joined: dict[str, Any] | None = None  # analytics fields of a viewer
+    grants: frozenset[Action] = frozenset()  # the room actions the policy grants (live.policy)
+    counted: bool = True  # one of the session's viewers (not staff reading along)
 
 
 async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitted, int | None]:
@@ -89,17 +92,23 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
         p = state.tokens.read(token)
     except Unauthorized as exc:
         raise Refused(4401, exc.detail) from None
-    if isinstance(p, Viewer | Host) and p.session_id != session_id:
-        raise Refused(4403, "this token belongs to another session")
     sess = await store.session_row(state.db, session_id)
     if sess is None:
         raise Refused(4404, "no such session")
+    target = Target.of_session(sess)
+    may = allowed(p, Action.WATCH, target)
+    if not may:
+        raise Refused(4401 if may.status == 401 else 4403, may.detail)
+    grants = room_grants(p, target)
     if isinstance(p, Staff):
-        return Admitted(
-            "staff", p.staff_id or "admin", await store.staff_name(state.db, p.staff_id)
-        ), after
+        name = await store.staff_name(state.db, p.staff_id)
+        if Action.MODERATE in grants:
+            return Admitted("staff", p.staff_id or "admin", name, grants=grants), after
+        # staff of another store watch a public room as a reader: no viewer of its audience
+        return Admitted("viewer", p.staff_id or "admin", name, grants=grants, counted=False), after
     if isinstance(p, Host):
-        return Admitted("host", p.staff_id, await store.staff_name(state.db, p.staff_id)), after
+        name = await store.staff_name(state.db, p.staff_id)
+        return Admitted("host", p.staff_id, name, grants=grants), after
     v = await store.viewer(state.db, session_id, p.viewer_id)
     if v is None:
         raise Refused(4403, "unknown viewer")
@@ -111,6 +120,7 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
         v.name,
         v.muted_until,
         {"source": v.source, "invite_id": v.invite_id, "associate_id": v.associate_id},
+        grants=grants,
     ), after
 
 
@@ -138,6 +148,7 @@ class RoomSocket:
             actor_id=who.actor_id,
             name=who.name,
             limit=settings.send_queue_frames,
+            counted=who.counted,
         )
         conn.protocol = RoomProtocol(
             role=who.role,
@@ -146,6 +157,7 @@ class RoomSocket:
             max_text_chars=settings.max_text_chars,
             limiter=hub.limiter,
             muted_until_ms=who.muted_until,
+            grants=who.grants,
         )
         try:
             room = await hub.join(conn, settings.max_sockets_per_viewer)
