@@ -13,6 +13,7 @@ Scopes, from widest to narrowest:
 ``store``    targets of the principal's own store (a staff member's ``store_id``)
 ``hosted``   own store, or a session this staff member hosts
 ``own``      own store and a client record this associate owns (``Target.associate_id``)
+``self``     own store, and a session they host themselves (an associate schedules their own)
 ``session``  the one session a host or viewer token was minted for
 ``public``   public sessions, and private ones the principal is invited to (``Target.invited``)
 ``never``    nothing
@@ -27,7 +28,7 @@ from typing import Any, Literal
 from live.auth import Host, Principal, Staff, Viewer
 from live.errors import Forbidden, Unauthorized, VitrineError
 
-Scope = Literal["any", "store", "hosted", "own", "session", "public", "never"]
+Scope = Literal["any", "store", "hosted", "own", "self", "session", "public", "never"]
 Kind = Literal["admin", "marketer", "manager", "associate", "host", "viewer", "anonymous"]
 KINDS: tuple[Kind, ...] = (
     "admin",
@@ -111,7 +112,7 @@ RULES: dict[Action, dict[Kind, Scope]] = {
     A.PUBLISH: {"admin": "any", "manager": "store", "associate": "hosted", "host": "session"},
     A.SEE_COUNTERS: _RUN,
     A.INVITE: _RUN,
-    A.CREATE_SESSION: _STORE,
+    A.CREATE_SESSION: {**_STORE, "associate": "self"},
     A.MANAGE_STOCK: _STORE,
     A.SEE_CLIENTS: {**_STORE, "associate": "own"},
     A.MANAGE_CLIENTS: {"admin": "any", "manager": "store", "associate": "own"},
@@ -199,9 +200,11 @@ def _fits(p: Principal | None, scope: Scope, t: Target) -> Decision:
         )
     assert isinstance(p, Staff)
     if t.store_id is None or t.store_id == p.store_id:
-        if scope != "own" or t.associate_id in (None, p.staff_id):
-            return OK
-        return _no("not_your_client", "an associate acts on their own clients only")
+        if scope == "own" and t.associate_id not in (None, p.staff_id):
+            return _no("not_your_client", "an associate acts on their own clients only")
+        if scope == "self" and t.host_id not in (None, p.staff_id):
+            return _no("not_the_host", "an associate schedules sessions they host themselves")
+        return OK
     if scope == "hosted" and t.host_id is not None and t.host_id == p.staff_id:
         return OK
     return _no("other_store", "staff act on their own store's sessions and clients only")
@@ -236,7 +239,7 @@ def store_scope(p: Principal | None, action: Action) -> str | None:
     Raises like :func:`require` when ``p`` may not do ``action`` at all."""
     require(p, action)
     scope = RULES[action][kind_of(p)]
-    if scope in ("store", "hosted", "own") and isinstance(p, Staff):
+    if scope in ("store", "hosted", "own", "self") and isinstance(p, Staff):
         return p.store_id or "-"  # a store-scoped role without a store sees nothing
     return None
 

@@ -125,12 +125,8 @@ class SessionService:
         async with self.db.write() as s:
             await get_or_404(s, Store, store_id, "store")
             host = await get_or_404(s, StaffMember, host_id, "staff")
-            if by.role == "associate" and by.staff_id != host_id:
-                raise Forbidden(
-                    "an associate may only create sessions they host", code="role_required"
-                )
-            require(by, Action.CREATE_SESSION, Target(store_id=store_id))
-            if host.role not in ("associate", "admin"):
+            require(by, Action.CREATE_SESSION, Target(store_id=store_id, host_id=host_id))
+            if host.role not in ("associate", "manager", "admin"):
                 raise ValidationFailed("the host must be an associate", code="invalid")
             if product_ids:
                 found = set(
@@ -309,7 +305,7 @@ class SessionService:
                     raise Forbidden(
                         "this invite is not valid for this session", code="invite_invalid"
                     )
-            elif sess.kind == "private":
+            elif not allowed(None, Action.WATCH, Target.of_session(sess)):
                 raise Forbidden("this session is by invitation only", code="invite_required")
             if inv is not None:
                 q = select(SessionViewer).where(

@@ -162,6 +162,7 @@ def test_role_action_scope(kind: str, action: Action) -> None:
             "not_your_client",
             403,
         ),
+        (ASSOCIATE, A.CREATE_SESSION, Target("st_a", host_id="sf_x"), "not_the_host", 403),
     ],
 )
 def test_reasons(
