@@ -102,6 +102,12 @@ class Settings:
         50,
         "A room batches its events into one frame per tick of this length.",
     )
+    room_ack_before_commit: bool = _setting(
+        "VITRINE_ROOM_ACK_BEFORE_COMMIT",
+        False,
+        "For benchmarks only: show chat to its sender (and everyone) before it is committed, "
+        "as older versions did. An acknowledged message may then be lost in a crash.",
+    )
     replay_buffer: int = _setting(
         "VITRINE_REPLAY_BUFFER", 5000, "Recent events per session kept in the bus for fast resume."
     )

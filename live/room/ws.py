@@ -25,8 +25,11 @@ Server frames are JSON arrays of events. The first frame after accept is ``[hell
      "viewers": <last presence count>, "counters": <last host counters; host/staff only>}
 
 With ``after``, every event with ``after < id <= hello.id`` follows, in order, then live
-events. Without it, live events follow; a client keeps the largest ``id`` it saw and
-reconnects with ``after=<it>`` to miss nothing. Errors answer only their sender:
+events; the hello then carries ``"recovered": true``, or ``false`` when the resume cannot be
+served in full (``after`` is ahead of the room, or predates a restart of the session's id
+sequence): what the log still has follows, and the client rebuilds its view from the hello.
+Without it, live events follow; a client keeps the largest ``id`` it saw and reconnects
+with ``after=<it>`` to miss nothing. Errors answer only their sender:
 ``{"type": "error", "error": code, "detail": text, "ts", "ref"?}``; the socket stays open.
 """
 
@@ -188,14 +191,19 @@ class RoomSocket:
         self, state: Any, hub: Hub, room: Room, conn: Connection, who: Admitted, after: int | None
     ) -> None:
         assert room.state is not None
+        rooms: RoomService = state.rooms
+        recovered = (
+            None if after is None else await rooms.recovered(conn.session_id, after, room.last_id)
+        )
         conn.last_id = room.last_id
         hello = room.state.hello(
-            last_id=room.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
+            last_id=conn.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
         )
+        if recovered is not None:
+            hello["recovered"] = recovered
         await conn.send({"type": "websocket.send", "text": frame([hello])})
-        if after is not None and after < room.last_id:
-            rooms: RoomService = state.rooms
-            async for page in rooms.replay(conn.session_id, after, room.last_id):
+        if after is not None and after < conn.last_id:
+            async for page in rooms.replay(conn.session_id, after, conn.last_id):
                 if conn.closing:  # dropped meanwhile (too slow, banned): the writer sends the close
                     break
                 events = [e.public() for e in page if conn.sees(e)]
