@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.buyers import Buyers
-from catalog.carts import mark_ordered
+from catalog.carts import reopen_cart
 from catalog.orders import ITEMS, ORDERS, order_body, order_rows, transition
 from catalog.payments.base import LocalLedger, Payment, PaymentDeclined, PaymentProvider
 from catalog.reserve import (
@@ -279,8 +279,6 @@ class Checkout:
             order, items = found
         body = order_body(order, items)
         await self._store(conn, order_id, 201, body)
-        if order["cart_id"]:
-            await mark_ordered(conn, order["cart_id"], order_id)
         return body, order, items
 
     def _announce(
@@ -369,6 +367,8 @@ class Checkout:
                         .all()
                     ]
                 await release_order(conn, order["store_id"], order["viewer_id"], items)
+                if order.get("cart_id"):
+                    await reopen_cart(conn, order["cart_id"], order_id)
                 await self._store(conn, order_id, *answer)
         return answer if won else await self._answer_of(order_id)
 

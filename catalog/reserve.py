@@ -23,7 +23,7 @@ from sqlalchemy import Select, String, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.buyers import Buyer, Buyers, buyer_of
-from catalog.carts import cart_for_checkout
+from catalog.carts import cart_for_checkout, claim_cart
 from catalog.lines import DEAL_CHOICES, ItemRequest, Line, parse_items, price_lines
 from catalog.models import CheckoutRequest, Order, OrderItem, Profile, table
 from catalog.stock import reserve_lines, short_of_stock
@@ -335,6 +335,8 @@ async def take(
             created_at=p.now,
         )
     )
+    if req.cart_id is not None and not await claim_cart(conn, req.cart_id, order["id"]):
+        raise Refused("cart_ordered", "this cart has already been ordered")
     await conn.execute(insert(ORDERS).values(order))
     await conn.execute(insert(ITEMS).values(items))
     failure = await reserve_lines(
