@@ -168,12 +168,12 @@ class Checkout:
                 if isinstance(p, Stored):
                     return p
                 if p.failure is not None:
-                    return await self._refuse(who.viewer_id, key, digest, *p.failure)
+                    return await self._refuse(who.viewer_id, key, digest, p.failure)
                 try:
                     async with self.db.write() as s:
                         return await take(await s.connection(), key, digest, req, p, self.hold_ms)
                 except Refused as no:
-                    return await self._refuse(who.viewer_id, key, digest, no.code, no.detail)
+                    return await self._refuse(who.viewer_id, key, digest, no.body)
             try:
                 async with self.db.write() as s:
                     conn = await s.connection()
@@ -181,20 +181,18 @@ class Checkout:
                     if isinstance(p, Stored):
                         return p
                     if p.failure is not None:
-                        answer = 409, error(*p.failure)
+                        answer = 409, p.failure
                         await record(conn, who.viewer_id, key, digest, answer)
                         return answer
                     return await take(conn, key, digest, req, p, self.hold_ms)
             except Refused as no:
-                return await self._refuse(who.viewer_id, key, digest, no.code, no.detail)
+                return await self._refuse(who.viewer_id, key, digest, no.body)
         finally:
             if overdue:
                 await self._check_deals(overdue)
 
-    async def _refuse(
-        self, viewer_id: str, key: str, digest: str, code: str, detail: str
-    ) -> Answer:
-        answer = 409, error(code, detail)
+    async def _refuse(self, viewer_id: str, key: str, digest: str, body: dict[str, Any]) -> Answer:
+        answer = 409, body
         async with self.db.write() as s:
             await record(await s.connection(), viewer_id, key, digest, answer)
         return answer

@@ -121,13 +121,17 @@ async def _may_see(request: Request, session_id: str) -> None:
 
 @doc(
     "The session's products as cards: variants with live stock at the session's store, running deals. "
+    "`price_now` is what one unit costs now: with a viewer token of the session, for that viewer (the deal "
+    "price only within their per-viewer limit, `deal.claimed` their units). "
     "Private sessions: viewer token of the session, host or staff",
     responses={401: "invite_required", 403: "invite_required", 404: "session_not_found"},
 )
 async def list_session_products(request: Request) -> Response:
     sid = request.path_params["id"]
     await _may_see(request, sid)
-    return JSON(await session_products(request.app.state.db, sid))
+    who = principal(request, required=False)
+    viewer_id = who.viewer_id if isinstance(who, Viewer) and who.session_id == sid else None
+    return JSON(await session_products(request.app.state.db, sid, viewer_id))
 
 
 @doc(
