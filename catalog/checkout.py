@@ -85,10 +85,13 @@ class Checkout:
         self.count: Callable[[str], None] | None = None  # metrics: one call per answer, by outcome
 
     # -- the request ------------------------------------------------------------------------
-    async def place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
+    async def place(
+        self, who: Viewer, key: str, req: OrderRequest, admit: Callable[[], None] | None = None
+    ) -> Answer:
         """One order, end to end. At most ``max_in_flight`` run at once per process (a flash sale queues
         here, not on the connection pool); a buyer queued longer than ``queue_seconds`` gets a 503 to retry
-        with the same key."""
+        with the same key. ``admit`` (the rate limit) is asked only for a key not seen before: a retry of
+        a recorded key replays its answer and is never limited."""
         if req.session_id != who.session_id:
             raise Forbidden("this viewer token belongs to another session", code="wrong_session")
         try:
@@ -100,14 +103,18 @@ class Checkout:
                 headers={"Retry-After": "2"},
             ) from None
         try:
-            return await self._place(who, key, req)
+            return await self._place(who, key, req, admit)
         finally:
             self._slots.release()
 
-    async def _place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
+    async def _place(
+        self, who: Viewer, key: str, req: OrderRequest, admit: Callable[[], None] | None
+    ) -> Answer:
         digest = req.digest()
         try:
-            step: Reserved | Answer | Stored | None = await self._reserve(who, key, digest, req)
+            step: Reserved | Answer | Stored | None = await self._reserve(
+                who, key, digest, req, admit
+            )
         except IntegrityError:  # the same key, at the same moment, on another connection
             step = None
         if isinstance(step, Reserved):
@@ -155,7 +162,12 @@ class Checkout:
             row = None
 
     async def _reserve(
-        self, who: Viewer, key: str, digest: str, req: OrderRequest
+        self,
+        who: Viewer,
+        key: str,
+        digest: str,
+        req: OrderRequest,
+        admit: Callable[[], None] | None = None,
     ) -> Reserved | Answer | Stored:
         """Plan, then take. On SQLite the plan reads run before the (serialised) write transaction; on
         PostgreSQL in the same one. A refusal at the conditional update rolls the order back and records
@@ -164,7 +176,7 @@ class Checkout:
         try:
             if self.db.is_sqlite:
                 async with self.db.engine.connect() as conn:
-                    p = await plan(conn, self.buyers, who, key, req, overdue)
+                    p = await plan(conn, self.buyers, who, key, req, overdue, admit)
                 if isinstance(p, Stored):
                     return p
                 if p.failure is not None:
@@ -177,7 +189,7 @@ class Checkout:
             try:
                 async with self.db.write() as s:
                     conn = await s.connection()
-                    p = await plan(conn, self.buyers, who, key, req, overdue)
+                    p = await plan(conn, self.buyers, who, key, req, overdue, admit)
                     if isinstance(p, Stored):
                         return p
                     if p.failure is not None:

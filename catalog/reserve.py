@@ -15,6 +15,7 @@ only for its update and the commit. When a conditional update fails, the transac
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,8 +256,10 @@ async def plan(
     key: str,
     req: OrderRequest,
     overdue: list[str],
+    admit: Callable[[], None] | None = None,
 ) -> Plan | Stored:
-    """Validate and price the order (reads only); a key recorded before returns what was stored."""
+    """Validate and price the order (reads only); a key recorded before returns what was stored. ``admit``
+    is called for a new key only (the rate limit: it raises to refuse, before anything is written)."""
     known = buyers.get(who.viewer_id)
     params = {"viewer_id": who.viewer_id, "session_id": who.session_id, "key": key}
     if known is not None:
@@ -268,6 +271,8 @@ async def plan(
             return stored
     elif row.request_hash is not None:
         return Stored(row.request_hash, row.status_code, row.response)
+    if admit is not None:
+        admit()
     buyer = buyer_of(row, who)  # raises when there is no such viewer
     assert row is not None
     buyers.remember(buyer)
