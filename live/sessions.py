@@ -322,6 +322,11 @@ class SessionService:
                 if sess.status == "ended" and sess.kind == "private" and inv is None:
                     raise Forbidden("this session has ended", code="session_ended")
                 if sess.capacity is not None:
+                    # the seats are counted under the session row's lock: concurrent joins (on any
+                    # process) queue here, so a seat is never given twice (SQLite: writers are serial)
+                    await s.execute(
+                        select(LiveSession.id).where(LiveSession.id == session_id).with_for_update()
+                    )
                     count = await s.scalar(
                         select(func.count())
                         .select_from(SessionViewer)

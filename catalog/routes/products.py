@@ -102,23 +102,28 @@ async def set_stock(request: Request) -> Response:
     return JSON(await products.set_stock(request.app.state.db, request.path_params["id"], data))
 
 
-async def _may_see(request: Request, session_id: str) -> None:
+async def _may_see(request: Request, session_id: str) -> str | None:
+    """The viewer asking (their id), once the policy lets the caller see the session."""
     p, _ = await authorize_session(request, session_id)
     if isinstance(p, Viewer):
         async with request.app.state.db.read() as s:
             await load_buyer(s, p)
+        return p.viewer_id
+    return None
 
 
 @doc(
     "The session's products as cards: variants with live stock at the session's store, running deals. "
+    "`price_now` is what one unit costs now: with a viewer token of the session, for that viewer (the deal "
+    "price only within their per-viewer limit, `deal.claimed` their units). "
     "Private sessions: viewer token of the session, host or staff",
     action=Action.WATCH,
     responses={401: "invite_required", 403: "other_store", 404: "session_not_found"},
 )
 async def list_session_products(request: Request) -> Response:
     sid = request.path_params["id"]
-    await _may_see(request, sid)
-    return JSON(await session_products(request.app.state.db, sid))
+    viewer_id = await _may_see(request, sid)
+    return JSON(await session_products(request.app.state.db, sid, viewer_id))
 
 
 @doc(

@@ -37,6 +37,7 @@ _ORDER = {
         "session_id": {"type": "string"},
         "cart_id": {"type": "string"},
         "on_deal_end": {"enum": ["refuse", "full_price"]},
+        "expected_total": {"type": "integer", "minimum": 0},
         "items": {
             "type": "array",
             "items": {
@@ -123,25 +124,31 @@ async def remove_from_cart(request: Request) -> Response:
 
 
 @doc(
-    "Buy with one tap `{session_id, items: [{product_id, variant_id, qty, deal_id?}] | cart_id, on_deal_end?}` "
-    "with an `Idempotency-Key` header; the server prices",
+    "Buy with one tap `{session_id, items: [{product_id, variant_id, qty, deal_id?}] | cart_id, on_deal_end?, "
+    "expected_total?}` with an `Idempotency-Key` header (one per purchase intent, kept 7 days: a retry replays "
+    "the stored answer and is never rate-limited); the server prices, and a total other than "
+    "`expected_total` is `409 price_changed` with the current lines and total",
     action=Action.BUY,
     body=_ORDER,
     responses={
         201: "paid: {order_id, status, total, currency, items, …}",
         402: "payment_declined",
-        409: "profile_required | out_of_stock | deal_ended | deal_sold_out | deal_limit_reached",
+        409: "profile_required | out_of_stock | price_changed | cart_ordered | deal_ended | deal_sold_out "
+        "| deal_limit_reached | order_in_progress",
         422: "invalid | idempotency_key_reused | idempotency_key_required",
         429: "rate_limited",
     },
 )
 async def create_order(request: Request) -> Response:
     who = authorize(request)
-    request.app.state.catalog_limits.check("order", who.viewer_id)
     key = idempotency_key(request.headers.get("idempotency-key"))
     req = parse_order(await json_body(request))
     require(who, Action.BUY, Target(session_id=req.session_id))
-    status, body = await _checkout(request).place(who, key, req)
+    limits = request.app.state.catalog_limits
+    # a new key counts against the rate limit; a retry of a recorded key replays its answer, unlimited
+    status, body = await _checkout(request).place(
+        who, key, req, admit=lambda: limits.check("order", who.viewer_id)
+    )
     return JSON(body, status_code=status)
 
 
