@@ -31,11 +31,11 @@ _PATTERNS = (
     (re.compile(r"v1\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), REDACTED),
     # ?token=…, &host_token=…, invite=…, subprotocol vitrine.token.…
     (
-        re.compile(r"((?:^|[?&;\s\"'(])[A-Za-z_]*(?:token|invite)=)[^&\s\"'#;)]+", re.I),
+        re.compile(r"((?:^|[?&;\s\"'(])[A-Za-z_]*(?:token|invite)=)[^&\s\"'#;)\\]+", re.I),
         r"\1" + REDACTED,
     ),
-    (re.compile(r"(vitrine\.token\.)[^\s,\"']+"), r"\1" + REDACTED),
-    (re.compile(r"(bearer\s+)[^\s,\"']+", re.I), r"\1" + REDACTED),
+    (re.compile(r"(vitrine\.token\.)[^\s,\"'\\]+"), r"\1" + REDACTED),
+    (re.compile(r"(bearer\s+)[^\s,\"'\\]+", re.I), r"\1" + REDACTED),
 )
 _secrets: list[str] = []
 
