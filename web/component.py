@@ -115,18 +115,23 @@ async def login_submit(request: Request) -> Response:
             private=True,
         )
     resp = redirect(signin.safe_next(nxt, signin.landing(who)))
-    signin.set_staff_cookie(request, resp, token)
+    # The cookie holds a token of its own for this sign-in: signing out revokes it alone.
+    signin.set_staff_cookie(request, resp, signin.tokens_of(request).session_token(who))
     return resp
 
 
 @doc(
-    "Sign out: clears the staff cookie",
+    "Sign out: ends this sign-in on the server (its cookie stops working on every process) "
+    "and clears the staff cookie",
     tag="pages",
     responses={303: "signed out", 403: "cross-site post"},
 )
 async def logout(request: Request) -> Response:
     if not signin.same_origin(request):
         return message("Sign-out refused", "This form was posted from another site.", 403)
+    signed = signin.staff_cookie(request)
+    if signed is not None:
+        await request.app.state.revocations.revoke_token(signed.who)
     resp = redirect("/login")
     signin.clear_staff_cookie(request, resp)
     return resp
