@@ -177,7 +177,7 @@ class RelayService:
         try:
             pub.answer = await pub.start(offer, keep)
         except Exception:
-            await pub.pc.close()
+            await pub.abort()
             raise
         if current is not None and not current.closed:
             current.on_end = None  # replaced: the new publisher takes over without an "away"
@@ -302,10 +302,10 @@ class RelayService:
             peer.answer = await peer.start(offer)
         except ValidationFailed:
             self._reject("codec_unsupported")
-            await peer.pc.close()
+            await peer.abort()
             raise
         except Exception:
-            await peer.pc.close()
+            await peer.abort()
             raise
         finally:
             self._joining -= 1

@@ -71,7 +71,7 @@ class RelayWorker:
             try:
                 answer = await peer.start(offer)
             except Exception:
-                await peer.pc.close()
+                await peer.abort()
                 raise
         except VitrineError as exc:
             self.send(
