@@ -143,6 +143,21 @@ class Settings:
         0.85,
         "Share of one core a relay worker's event loop may use before it refuses new viewers (503).",
     )
+    whep_per_viewer: int = _setting(
+        "VITRINE_WHEP_PER_VIEWER",
+        3,
+        "WHEP connections one viewer (token, staff member or viewer cookie) holds in a session; a further one closes their oldest (0: no limit).",
+    )
+    whep_connect_timeout: float = _setting(
+        "VITRINE_WHEP_CONNECT_TIMEOUT",
+        10.0,
+        "Seconds a WHEP viewer has after its answer to complete ICE and DTLS before its slot is freed.",
+    )
+    whep_joins_per_minute: int = _setting(
+        "VITRINE_WHEP_JOINS_PER_MINUTE",
+        120,
+        "WHEP joins one address (IPv6: one /64) may start per minute, with a burst as large; over it 429 with `Retry-After` (0: no limit).",
+    )
     payment_providers: str = _setting(
         "VITRINE_PAYMENT_PROVIDERS",
         "demo",
