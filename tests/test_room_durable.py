@@ -34,6 +34,7 @@ from live.db import Database
 from live.models import ChatMessage, RoomEvent
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support import services
+from tests.support.browser import chromium
 from tests.support.factory import build_world
 from tests.support.room import RoomClient, close_all, host_token, join, open_room
 from tests.support.server import LiveServer, await_for, free_port, server_command, wait_for
@@ -42,8 +43,10 @@ COUNT = 5
 
 
 @contextmanager
-def killable_server(env: dict[str, str]) -> Iterator[tuple[LiveServer, subprocess.Popen[bytes]]]:
-    port = free_port()
+def killable_server(
+    env: dict[str, str], port: int | None = None
+) -> Iterator[tuple[LiveServer, subprocess.Popen[bytes]]]:
+    port = port or free_port()
     fd, name = tempfile.mkstemp(prefix="vitrine-", suffix=".log")
     os.close(fd)
     log_path = Path(name)
@@ -219,3 +222,55 @@ async def test_acked_chats_survive_a_sigkill_and_a_lost_history_says_recovered_f
             assert (await back.wait_type("chat", text="still here"))["id"] > seen
         finally:
             await back.close()
+
+
+def test_the_watch_page_rebuilds_its_history_when_a_resume_is_not_recovered(
+    tmp_path: Path,
+) -> None:
+    """A phone shows a chat and a question; the server dies and comes back without them (its
+    history lost); the page's resume is answered ``recovered: false`` and the page drops what
+    no longer exists instead of merging the hello into it."""
+    url = services.sqlite_database(tmp_path)
+    env = {
+        "DATABASE_URL": url,
+        "VITRINE_SECRET_KEY": SECRET,
+        "VITRINE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "VITRINE_DATA_DIR": str(tmp_path / "data"),
+        "VITRINE_ROOM_TICK_MS": "20",
+        "VITRINE_LOG_LEVEL": "WARNING",
+    }
+    port = free_port()
+    with chromium() as browser:
+        with killable_server(env, port) as (srv, proc):
+            world = build_world(srv, ADMIN_TOKEN)
+            pub = world["public"]
+            with srv.client(pub["host_token"]) as host:
+                assert host.post(f"/api/sessions/{pub['id']}/start").status_code == 200
+            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            errors: list[str] = []  # script errors (refused connections while down are expected)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{srv.url}/watch/{pub['id']}")
+            page.wait_for_selector("#chat-text:not([disabled])")
+            page.fill("#chat-text", "ghost chat")
+            page.press("#chat-text", "Enter")
+            page.wait_for_selector("#name-sheet[open]", timeout=10000)  # the first asks a name
+            page.fill("#n-name", "Ana")
+            page.press("#n-name", "Enter")
+            page.wait_for_selector("#chat li:has-text('ghost chat')", timeout=10000)
+            page.click("#open-questions")
+            page.fill("#question-text", "ghost question?")
+            page.press("#question-text", "Enter")
+            page.wait_for_selector("#question-list li:has-text('ghost question?')", timeout=10000)
+            page.click("#questions [data-close]")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        with sqlite3.connect(url.split(":///", 1)[1]) as db:  # the history is gone
+            for table in ("room_events", "chat_messages", "questions"):
+                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (pub["id"],))
+        with killable_server(env, port):
+            page.fill("#chat-text", "back again")
+            page.press("#chat-text", "Enter")  # sent once the page has reconnected
+            page.wait_for_selector("#chat li:has-text('back again')", timeout=30000)
+            assert page.locator("#chat li", has_text="ghost chat").count() == 0
+            assert page.locator("#question-list li", has_text="ghost question?").count() == 0
+        assert errors == [], errors
