@@ -58,7 +58,6 @@ class Room:
     __slots__ = (
         "batch",
         "conns",
-        "flushed_at",
         "flushing",
         "holds",
         "last_id",
@@ -77,7 +76,6 @@ class Room:
         self.viewers: dict[str, int] = {}  # viewer id -> local connections
         self.batch: list[Event] = []  # delivered, not yet flushed (nor applied to the state)
         self.flushing = False
-        self.flushed_at = 0.0  # loop time of the last flush that sent something
         self.last_id = 0  # the last id flushed: what connections and the state have seen
         self.seen_id = 0  # the last id delivered
         self.holds: list[int] = []  # per publish in flight here: ``seen_id`` when it began
@@ -232,15 +230,10 @@ class Hub:
         self._kick(room)
 
     def _kick(self, room: Room) -> None:
-        """Flush what was waiting for a commit: now, or one tick after the last flush (a room
-        still sends at most one frame per tick, however often its commits complete)."""
+        """Flush what was waiting for a commit (or a publish) now: its tick has passed."""
         if room.batch and not room.flushing:
             room.flushing = True
-            delay = room.flushed_at + self.tick - self._loop.time()
-            if delay > 0:
-                self._loop.call_later(delay, self._flush, room)
-            else:
-                self._loop.call_soon(self._flush, room)
+            self._loop.call_soon(self._flush, room)
 
     def _ready(self, room: Room) -> list[Event]:
         """Take the events that may be shown now off the front of the batch."""
@@ -270,7 +263,6 @@ class Hub:
             elif ev.type == "presence":
                 self.metrics.viewers.labels(ev.session_id).set(ev.data.get("viewers", 0))
         room.last_id = events[-1].id
-        room.flushed_at = self._loop.time()
         if not room.conns:
             return
         t0 = time.perf_counter()

@@ -141,8 +141,8 @@ def _sync_sqlite(db: Database) -> Engine | None:
 
 def _write_sync(engine: Engine, batches: list[Sequence[Base]]) -> None:
     with Session(engine, expire_on_commit=False) as s, s.begin():
-        for rows in batches:
-            s.add_all(rows)
+        # new rows only, no relationships: the bulk path skips the unit of work's bookkeeping
+        s.bulk_save_objects([row for rows in batches for row in rows])
 
 
 class _WriterThread:
@@ -161,9 +161,9 @@ class _WriterThread:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._write(batches), self.loop))
 
     async def _write(self, batches: list[Sequence[Base]]) -> None:
+        rows = [row for batch in batches for row in batch]
         async with self.db.write() as s:
-            for rows in batches:
-                s.add_all(rows)
+            await s.run_sync(lambda sync: sync.bulk_save_objects(rows))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
