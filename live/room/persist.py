@@ -5,12 +5,12 @@ database's commit rate. :class:`Persister` drains its queue into one transaction
 ``submit`` returns a future that completes once the rows are committed. When a batch fails,
 its items are retried one by one so a single bad row fails only its own future.
 
-The transaction does not run on the app's event loop: an async transaction needs a loop round
-trip per statement, and while the loop fans out frames to thousands of sockets each trip
-waits behind them — and a durable ack waits for the commit. On a SQLite file it runs in a
-worker thread on its own synchronous connection (SQLite's own lock and busy timeout serialise
-it with the process's other writers); on PostgreSQL, on a small engine of its own in a thread
-with its own event loop.
+On a SQLite file the transaction runs in a worker thread on its own synchronous connection,
+written with the bulk path: an async transaction needs a loop round trip per statement, and
+while the loop fans out frames to thousands of sockets each trip waits behind them — and a
+durable ack waits for the commit. SQLite's own lock and busy timeout serialise it with the
+process's other writers. PostgreSQL uses the app's async engine (a writer thread with its own
+loop and engine measured slower there: asyncpg across threads contends for the GIL).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +41,6 @@ class Persister:
         self._oldest = 0.0  # when the oldest queued item was submitted
         self._items: list[tuple[Sequence[Base], asyncio.Future[None]]] = []
         self._sync = _sync_sqlite(db)
-        self._thread = _WriterThread(db) if self._sync is None and not db.is_sqlite else None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -76,8 +74,6 @@ class Persister:
         try:
             if self._sync is not None:
                 await asyncio.to_thread(_write_sync, self._sync, [rows for rows, _ in batch])
-            elif self._thread is not None:
-                await self._thread.write([rows for rows, _ in batch])
             else:
                 async with self.db.write() as s:
                     for rows, _ in batch:
@@ -111,8 +107,6 @@ class Persister:
                 await self._task
         if self._sync is not None:
             self._sync.dispose()
-        if self._thread is not None:
-            self._thread.close()
 
 
 def _sync_sqlite(db: Database) -> Engine | None:
@@ -143,36 +137,3 @@ def _write_sync(engine: Engine, batches: list[Sequence[Base]]) -> None:
     with Session(engine, expire_on_commit=False) as s, s.begin():
         # new rows only, no relationships: the bulk path skips the unit of work's bookkeeping
         s.bulk_save_objects([row for rows in batches for row in rows])
-
-
-class _WriterThread:
-    """An event loop in a thread of its own, with its own engine, for the group commit."""
-
-    def __init__(self, db: Database) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="room-writer", daemon=True
-        )
-        self.thread.start()
-        url = db.url.render_as_string(hide_password=False)
-        self.db = asyncio.run_coroutine_threadsafe(_database(url), self.loop).result(30)
-
-    async def write(self, batches: list[Sequence[Base]]) -> None:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._write(batches), self.loop))
-
-    async def _write(self, batches: list[Sequence[Base]]) -> None:
-        rows = [row for batch in batches for row in batch]
-        async with self.db.write() as s:
-            await s.run_sync(lambda sync: sync.bulk_save_objects(rows))
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.db.dispose(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
-async def _database(url: str) -> Database:
-    return Database(url)
