@@ -36,8 +36,10 @@ async def test_worker_serves_viewers_from_the_origins_feed(
         await await_for(
             lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link"
         )
-        for w in watchers:
-            await w.watch(http, sid, await join(http, sid))
+        for w in watchers:  # four browsers (one holds at most VITRINE_WHEP_PER_VIEWER)
+            async with server.aclient() as browser:
+                viewer = await join(browser, sid)
+            await w.watch(http, sid, viewer)
         assert len(relay.remote) == 2, "viewers are spread over the two processes"
         await await_for(
             lambda: all(len(w.frames) >= 30 for w in watchers if not w.decode), 30, what="frames"
