@@ -49,6 +49,15 @@ SECRET = "bench-secret-" + "s" * 32
 
 
 # -- client processes ------------------------------------------------------------------------------
+def room_uri(uri: str) -> tuple[str, list[Any]]:
+    """``…?token=<t>`` as the bench writes it → the URL without it and the room's subprotocols
+    (the server takes the token only as a ``vitrine.token.<t>`` subprotocol)."""
+    from websockets.typing import Subprotocol
+
+    base, _, token = uri.partition("?token=")
+    return base, [Subprotocol("vitrine.room"), Subprotocol("vitrine.token." + token)]
+
+
 class Viewer(asyncio.Protocol):
     """One viewer. websockets' sans-I/O client makes and checks the handshake; the frames that
     follow (unmasked server frames) are cut by a minimal parser, because websockets' generic
@@ -59,7 +68,8 @@ class Viewer(asyncio.Protocol):
         from websockets.client import ClientProtocol
         from websockets.uri import parse_uri
 
-        self.ws = ClientProtocol(parse_uri(uri), max_size=None)
+        base, protocols = room_uri(uri)
+        self.ws = ClientProtocol(parse_uri(base), subprotocols=protocols, max_size=None)
         self.stats, self.stalled = stats, stalled
         self.open: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.seen = 0
@@ -278,12 +288,10 @@ async def chatters(
 ) -> int:
     from websockets.asyncio.client import connect
 
-    conns = [
-        await connect(
-            f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={t}", compression=None
-        )
-        for t in tokens
-    ]
+    conns = []
+    for t in tokens:
+        base, protocols = room_uri(f"ws://127.0.0.1:{servers[0].port}/ws/sessions/{sid}?token={t}")
+        conns.append(await connect(base, subprotocols=protocols, compression=None))
     drains = [asyncio.create_task(_drain(c)) for c in conns]
     interval = 1 / rate
     start = time.monotonic()

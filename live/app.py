@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from live.auth import Tokens
 from live.config import Settings
+from live.csrf import CsrfGuard
 from live.db import Database
 from live.http import EXCEPTION_HANDLERS, RejectNul
 from live.metrics import Metrics
@@ -32,6 +33,7 @@ access = logging.getLogger("vitrine.access")
 
 COMPONENTS = (
     "live.routes.system",
+    "live.revocation",
     "live.routes.directory",
     "live.routes.sessions",
     "live.analytics.component",
@@ -101,14 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         st.db = Database(settings.database_url)
         st.redis = None
         if settings.redis_url:
-            import redis.asyncio as aioredis
+            from live.room.redis_bus import redis_client
 
-            st.redis = aioredis.from_url(
-                settings.redis_url,
-                decode_responses=False,
-                health_check_interval=10,
-                max_connections=200,
-            )
+            st.redis = redis_client(settings.redis_url)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(st.db.dispose)
             if st.redis is not None:
@@ -131,7 +128,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(StatusMetrics, metrics=metrics), Middleware(RejectNul)],
+        middleware=[
+            Middleware(StatusMetrics, metrics=metrics),
+            Middleware(RejectNul),
+            Middleware(CsrfGuard, base_url=settings.base_url),
+        ],
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -158,5 +159,5 @@ def app_from_env() -> Starlette:
     from live import logs
 
     settings = Settings.from_env()
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets=[settings.admin_token])
     return create_app(settings)

@@ -4,6 +4,12 @@ A token is ``v1.<payload>.<signature>``: base64url JSON and an HMAC-SHA256 over 
 ``VITRINE_SECRET_KEY``. Kinds: ``staff`` (a staff member and role), ``host`` (the host of one
 session), ``viewer`` (one viewer of one session). Cookies use the same signer with their own
 purpose, so a cookie value is never accepted as a token and vice versa.
+
+Every token carries a random ``jti`` and its issue time in milliseconds (``ms``), so it can be
+revoked (:mod:`live.revocation`): :meth:`Tokens.read` asks the process's in-memory revocation
+snapshot, which keeps :func:`principal` synchronous and cheap. Tokens are read from the
+``Authorization: Bearer`` header or the staff cookie only, never from a URL (URLs end up in
+logs, histories and ``Referer`` headers).
 """
 
 from __future__ import annotations
@@ -11,17 +17,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import orjson
 from starlette.requests import HTTPConnection
 
-from live.errors import Forbidden, Unauthorized
+from live.errors import Unauthorized
 
-Role = Literal["admin", "marketer", "associate"]
-ROLES: tuple[str, ...] = ("admin", "marketer", "associate")
+Role = Literal["admin", "marketer", "manager", "associate"]
+ROLES: tuple[str, ...] = ("admin", "marketer", "manager", "associate")
 
 
 def _b64(data: bytes) -> str:
@@ -51,9 +58,13 @@ class Signer:
         """A keyed, deterministic hex digest (e.g. an invite code nobody can forge)."""
         return hmac.new(self._key, f"{purpose}|{text}".encode(), hashlib.sha256).hexdigest()
 
-    def sign(self, purpose: str, payload: dict[str, Any], ttl: int) -> str:
-        now = int(time.time())
-        body = _b64(orjson.dumps({**payload, "iat": now, "exp": now + int(ttl)}))
+    def sign(
+        self, purpose: str, payload: dict[str, Any], ttl: int, *, issued_ms: int | None = None
+    ) -> str:
+        ms = issued_ms if issued_ms is not None else int(time.time() * 1000)
+        now = ms // 1000
+        claims = {**payload, "jti": secrets.token_urlsafe(12), "ms": ms}
+        body = _b64(orjson.dumps({**claims, "iat": now, "exp": now + int(ttl)}))
         return f"v1.{body}.{self._mac(purpose, body)}"
 
     def verify(self, purpose: str, token: str) -> dict[str, Any]:
@@ -80,6 +91,9 @@ class Staff:
     store_id: str | None = None
 
     kind: str = "staff"
+    # The credential behind it (for revocation): the token's id and issue time in ms.
+    jti: str = field(default="", compare=False)
+    issued_ms: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,8 @@ class Host:
     staff_id: str
 
     kind: str = "host"
+    jti: str = field(default="", compare=False)
+    issued_ms: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -96,9 +112,19 @@ class Viewer:
     viewer_id: str
 
     kind: str = "viewer"
+    jti: str = field(default="", compare=False)
+    issued_ms: int = field(default=0, compare=False)
 
 
 Principal = Staff | Host | Viewer
+
+
+class RevocationCheck(Protocol):
+    """What :class:`Tokens` asks before it accepts a token (see :mod:`live.revocation`)."""
+
+    def revoked(self, p: Principal) -> bool: ...
+
+    def floor(self, kind: str, subject: str | None) -> int: ...
 
 
 class Tokens:
@@ -116,19 +142,32 @@ class Tokens:
         self.signer = Signer(secret)
         self._admin = admin_token
         self.staff_ttl, self.host_ttl, self.viewer_ttl = staff_ttl, host_ttl, viewer_ttl
+        self.revocations: RevocationCheck | None = None  # set by live.revocation's lifespan
+
+    def _issued(self, *cutoffs: tuple[str, str | None]) -> int:
+        """Now in ms, but never before a revocation cutoff this process knows for the subject
+        (a token minted in the same millisecond as a revocation must outlive it)."""
+        now = int(time.time() * 1000)
+        if self.revocations is None:
+            return now
+        return max([now, *(self.revocations.floor(k, sub) for k, sub in cutoffs)])
 
     def staff(
-        self, staff_id: str, role: str, store_id: str | None = None, ttl: int | None = None
+        self, staff_id: str | None, role: str, store_id: str | None = None, ttl: int | None = None
     ) -> str:
         return self.signer.sign(
             "token",
             {"k": "staff", "sub": staff_id, "role": role, "store": store_id},
             ttl or self.staff_ttl,
+            issued_ms=self._issued(("staff", staff_id)),
         )
 
     def host(self, session_id: str, staff_id: str, ttl: int | None = None) -> str:
         return self.signer.sign(
-            "token", {"k": "host", "sid": session_id, "sub": staff_id}, ttl or self.host_ttl
+            "token",
+            {"k": "host", "sid": session_id, "sub": staff_id},
+            ttl or self.host_ttl,
+            issued_ms=self._issued(("staff", staff_id), ("host", session_id)),
         )
 
     def viewer(self, session_id: str, viewer_id: str, ttl: int | None = None) -> str:
@@ -139,15 +178,40 @@ class Tokens:
     def read(self, token: str) -> Principal:
         if self._admin and len(token) >= 16 and _same(token, self._admin):
             return Staff(staff_id=None, role="admin")
-        p = self.signer.verify("token", token)
+        who = self._principal(self.signer.verify("token", token))
+        if self.revocations is not None and self.revocations.revoked(who):
+            raise Unauthorized("this credential has been revoked", code="token_revoked")
+        return who
+
+    @staticmethod
+    def _principal(p: dict[str, Any]) -> Principal:
         kind = p.get("k")
+        jti = str(p.get("jti") or "")
+        ms = p.get("ms")
+        issued = int(ms) if isinstance(ms, int) else int(p.get("iat", 0)) * 1000
         if kind == "staff" and p.get("role") in ROLES:
-            return Staff(staff_id=str(p["sub"]), role=str(p["role"]), store_id=p.get("store"))
+            sub = p.get("sub")
+            return Staff(
+                staff_id=None if sub is None else str(sub),
+                role=str(p["role"]),
+                store_id=p.get("store"),
+                jti=jti,
+                issued_ms=issued,
+            )
         if kind == "host":
-            return Host(session_id=str(p["sid"]), staff_id=str(p["sub"]))
+            return Host(session_id=str(p["sid"]), staff_id=str(p["sub"]), jti=jti, issued_ms=issued)
         if kind == "viewer":
-            return Viewer(session_id=str(p["sid"]), viewer_id=str(p["sub"]))
+            return Viewer(
+                session_id=str(p["sid"]), viewer_id=str(p["sub"]), jti=jti, issued_ms=issued
+            )
         raise Unauthorized("unknown token kind", code="invalid_token")
+
+    def session_token(self, who: Staff | Host) -> str:
+        """A fresh token of the same principal for one browser sign-in: the staff cookie holds
+        it, so signing out revokes this sign-in only, not the credential typed in."""
+        if isinstance(who, Host):
+            return self.host(who.session_id, who.staff_id)
+        return self.staff(who.staff_id, who.role, who.store_id)
 
     # Cookies: the anonymous viewer key and the staff sign-in, signed with their own purpose.
     def cookie(self, purpose: str, value: str, ttl: int) -> str:
@@ -167,13 +231,11 @@ VIEWER_COOKIE = "vitrine_viewer"
 
 
 def bearer(conn: HTTPConnection) -> str | None:
-    """The token from ``Authorization: Bearer``, ``?token=`` or the staff sign-in cookie."""
+    """The token from ``Authorization: Bearer`` or the staff sign-in cookie (never ``?token=``:
+    a URL is logged, kept in histories and sent on in ``Referer``)."""
     header = conn.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    token = conn.query_params.get("token")
-    if token:
-        return token
     tokens: Tokens = conn.app.state.tokens
     return tokens.read_cookie("staff", conn.cookies.get(STAFF_COOKIE))
 
@@ -186,45 +248,3 @@ def principal(conn: HTTPConnection, *, required: bool = True) -> Principal | Non
         return None
     tokens: Tokens = conn.app.state.tokens
     return tokens.read(token)
-
-
-def require_staff(conn: HTTPConnection, *roles: str) -> Staff:
-    p = principal(conn)
-    if not isinstance(p, Staff):
-        raise Forbidden("staff only", code="staff_only")
-    if roles and p.role not in roles and p.role != "admin":
-        raise Forbidden(f"requires role {' or '.join(roles)}", code="role_required")
-    return p
-
-
-def require_host_or_staff(conn: HTTPConnection, session_id: str) -> Staff | Host:
-    p = principal(conn)
-    if isinstance(p, Host) and p.session_id == session_id:
-        return p
-    if isinstance(p, Staff):
-        return p
-    raise Forbidden("only this session's host or staff may do this", code="host_only")
-
-
-def staff_may_act(by: Staff, store_id: str, host_id: str | None = None) -> bool:
-    """Admins and marketers act on every store; an associate on their own store's sessions
-    and clients, or on a session they host."""
-    if by.role != "associate":
-        return True
-    return by.store_id == store_id or (host_id is not None and by.staff_id == host_id)
-
-
-def check_store(by: Staff, store_id: str, host_id: str | None = None) -> None:
-    if not staff_may_act(by, store_id, host_id):
-        raise Forbidden(
-            "an associate acts on their own store's sessions and clients only", code="other_store"
-        )
-
-
-def require_viewer(conn: HTTPConnection, session_id: str | None = None) -> Viewer:
-    p = principal(conn)
-    if not isinstance(p, Viewer):
-        raise Forbidden("a viewer token is required", code="viewer_only")
-    if session_id is not None and p.session_id != session_id:
-        raise Forbidden("this viewer token belongs to another session", code="wrong_session")
-    return p

@@ -25,7 +25,7 @@ from live.db import Base, now_ms
 
 SESSION_KINDS = ("public", "private")
 SESSION_STATUSES = ("scheduled", "live", "ended")
-STAFF_ROLES = ("admin", "marketer", "associate")
+STAFF_ROLES = ("admin", "marketer", "manager", "associate")
 
 
 class Store(Base):
@@ -196,3 +196,20 @@ class ChatMessage(Base):
     text: Mapped[str] = mapped_column(Text)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Revocation(Base):
+    """A revoked credential (see :mod:`live.revocation`): ``kind`` ``jti`` voids one token or
+    sign-in; ``staff`` every token of a staff member, ``host`` every host token of a session,
+    issued before ``cutoff`` (ms). Rows past ``expires_at`` void nothing any more."""
+
+    __tablename__ = "revocations"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(64))
+    cutoff: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, index=True)

@@ -98,7 +98,7 @@ def test_login_refuses_cross_site_posts_and_foreign_redirects(web: LiveServer, a
         r = c.post(
             "/login",
             content=b"token=" + b"x" * 10000,
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers={"content-type": "application/x-www-form-urlencoded", "origin": web.url},
         )
         assert r.status_code == 413
 

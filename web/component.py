@@ -17,6 +17,7 @@ from live.auth import Host, Staff
 from live.errors import NotFound, PayloadTooLarge
 from live.http import read_body
 from live.models import LiveSession
+from live.policy import Action, allowed
 from live.sessions import ensure_session
 from web import signin
 from web.pages import SECURITY_HEADERS, message, redirect, render
@@ -114,18 +115,23 @@ async def login_submit(request: Request) -> Response:
             private=True,
         )
     resp = redirect(signin.safe_next(nxt, signin.landing(who)))
-    signin.set_staff_cookie(request, resp, token)
+    # The cookie holds a token of its own for this sign-in: signing out revokes it alone.
+    signin.set_staff_cookie(request, resp, signin.tokens_of(request).session_token(who))
     return resp
 
 
 @doc(
-    "Sign out: clears the staff cookie",
+    "Sign out: ends this sign-in on the server (its cookie stops working on every process) "
+    "and clears the staff cookie",
     tag="pages",
     responses={303: "signed out", 403: "cross-site post"},
 )
 async def logout(request: Request) -> Response:
     if not signin.same_origin(request):
         return message("Sign-out refused", "This form was posted from another site.", 403)
+    signed = signin.staff_cookie(request)
+    if signed is not None:
+        await request.app.state.revocations.revoke_token(signed.who)
     resp = redirect("/login")
     signin.clear_staff_cookie(request, resp)
     return resp
@@ -134,7 +140,7 @@ async def logout(request: Request) -> Response:
 @doc(
     "The host's studio (camera, go live, products, questions, chat, counters); `?token=` signs the host in",
     tag="pages",
-    auth="host or staff",
+    action=Action.RUN_SESSION,
     responses={303: "sign in first", 403: "not this session's host"},
 )
 async def studio(request: Request) -> Response:
@@ -160,7 +166,7 @@ async def studio(request: Request) -> Response:
     signed = signin.host_cookie(request, sid) or signin.staff_cookie(request)
     if signed is None:
         return _login_redirect(request)
-    if not signin.may_host(signed.who, sid, sess.host_id):
+    if not signin.may_host(signed.who, sess):
         return message(
             "Not your studio",
             "Only this session's host may open its studio.",
@@ -201,13 +207,15 @@ async def watch(request: Request) -> Response:
 @doc(
     "The marketer's dashboard: sessions, reach against conversion, private vs public, funnels",
     tag="pages",
-    auth="staff",
+    action=Action.SEE_REPORTS,
     responses={303: "sign in first"},
 )
 async def dashboard(request: Request) -> Response:
     signed = signin.staff_cookie(request)
     if signed is None or not isinstance(signed.who, Staff):
         return _login_redirect(request)
+    if not allowed(signed.who, Action.SEE_REPORTS):
+        return message("Not for you", "Your role does not see reports.", 403)
     return render("dashboard.html", private=True, role=signed.who.role)
 
 

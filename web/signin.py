@@ -9,13 +9,16 @@ path, so it never replaces a staff member's own sign-in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from live.auth import STAFF_COOKIE, Host, Principal, Staff, Tokens
+from live import csrf
+from live.auth import STAFF_COOKIE, Host, Principal, Tokens
 from live.errors import Unauthorized
+from live.policy import Action, Target, allowed
 
 HOST_COOKIE = "vitrine_host"
 
@@ -112,15 +115,13 @@ def safe_next(target: str | None, default: str = "/dashboard") -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """CSRF guard for cookie-authenticated form posts: the Origin (or Referer) must be this site."""
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin is None:
-        return True  # not a browser form post (browsers send Origin on every POST)
-    if origin == "null":
-        return False
-    parts = urlsplit(origin)
-    host = request.headers.get("host", "")
-    return parts.netloc == host
+    """CSRF guard for the sign-in form (which carries no cookie yet, so :mod:`live.csrf` lets
+    it through): Origin, Sec-Fetch-Site or Referer must say this site; a client sending none of
+    them is no browser form post."""
+    h = request.headers
+    if not any(k in h for k in ("origin", "sec-fetch-site", "referer")):
+        return True
+    return csrf.refusal(request.scope, h, request.app.state.settings.base_url) is None
 
 
 def landing(who: Principal) -> str:
@@ -130,10 +131,6 @@ def landing(who: Principal) -> str:
     return "/dashboard"
 
 
-def may_host(who: Principal, session_id: str, host_id: str) -> bool:
-    """Who may open a session's studio: its host, an admin or a marketer (who schedule sessions)."""
-    if isinstance(who, Host):
-        return who.session_id == session_id
-    if isinstance(who, Staff):
-        return who.role in ("admin", "marketer") or who.staff_id == host_id
-    return False
+def may_host(who: Principal, sess: Any) -> bool:
+    """Who may open a session's studio: whom the access policy lets run the session."""
+    return bool(allowed(who, Action.RUN_SESSION, Target.of_session(sess)))

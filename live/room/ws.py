@@ -1,13 +1,20 @@
-"""``WS /ws/sessions/{id}?token=…&after=…``: the room socket. It only feeds the protocol.
+"""``WS /ws/sessions/{id}?after=…``: the room socket. It only feeds the protocol.
 
-Connect with a viewer token of this session, the session's host token or a staff token.
-The server accepts, checks, and on refusal closes at once with one of these codes:
+Connect with a viewer token of this session, the session's host token or a staff token, sent
+as a WebSocket subprotocol, never in the URL (URLs are logged)::
+
+    new WebSocket(url, ["vitrine.room", "vitrine.token." + token])
+
+The server selects ``vitrine.room`` (offer it, or a browser refuses the answer) and never
+echoes the token. ``?token=`` is not accepted. The server accepts, checks, and on refusal
+closes at once with one of these codes:
 
 ========  ==================================================================================
 code      meaning
 ========  ==================================================================================
 4400      ``after`` is not a non-negative integer
-4401      token missing, malformed, badly signed or expired (``reason`` says which)
+4401      token missing, malformed, badly signed, expired or revoked (``reason`` says which;
+          also sent when the credential is revoked mid-session)
 4403      token of another session, unknown viewer, or banned (also sent on a ban mid-session)
 4404      no such session
 4429      this viewer holds ``VITRINE_MAX_SOCKETS_PER_VIEWER`` sockets of the room already
@@ -25,8 +32,11 @@ Server frames are JSON arrays of events. The first frame after accept is ``[hell
      "viewers": <last presence count>, "counters": <last host counters; host/staff only>}
 
 With ``after``, every event with ``after < id <= hello.id`` follows, in order, then live
-events. Without it, live events follow; a client keeps the largest ``id`` it saw and
-reconnects with ``after=<it>`` to miss nothing. Errors answer only their sender:
+events; the hello then carries ``"recovered": true``, or ``false`` when the resume cannot be
+served in full (``after`` is ahead of the room, or predates a restart of the session's id
+sequence): what the log still has follows, and the client rebuilds its view from the hello.
+Without it, live events follow; a client keeps the largest ``id`` it saw and reconnects
+with ``after=<it>`` to miss nothing. Errors answer only their sender:
 ``{"type": "error", "error": code, "detail": text, "ts", "ref"?}``; the socket stays open.
 """
 
@@ -42,10 +52,11 @@ from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 
 from live.api import doc
-from live.auth import Host, Staff, Viewer
+from live.auth import Host, Principal, Staff
 from live.db import now_ms
 from live.errors import NotFound, Unauthorized, VitrineError
 from live.http import INT64_MAX
+from live.policy import Action, Target, allowed, room_grants
 from live.room import store
 from live.room.connection import Connection
 from live.room.events import frame
@@ -54,6 +65,17 @@ from live.room.protocol import Reject, RoomProtocol
 from live.room.service import RoomService
 
 log = logging.getLogger("vitrine.room.ws")
+
+SUBPROTOCOL = "vitrine.room"
+TOKEN_PROTOCOL = "vitrine.token."  # noqa: S105 (a prefix, not a secret)
+
+
+def offered_token(subprotocols: list[str]) -> str | None:
+    """The token a client offered as the ``vitrine.token.<token>`` subprotocol."""
+    for proto in subprotocols:
+        if proto.startswith(TOKEN_PROTOCOL):
+            return proto[len(TOKEN_PROTOCOL) :] or None
+    return None
 
 
 class Refused(Exception):
@@ -69,9 +91,14 @@ class Admitted:
     name: str
     muted_until: int = 0
     joined: dict[str, Any] | None = None  # analytics fields of a viewer
+    grants: frozenset[Action] = frozenset()  # the room actions the policy grants (live.policy)
+    counted: bool = True  # one of the session's viewers (not staff reading along)
+    credential: Principal | None = None  # what the token stood for (revocation closes it)
 
 
-async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitted, int | None]:
+async def admit(
+    state: Any, session_id: str, query: QueryParams, token: str | None
+) -> tuple[Admitted, int | None]:
     """Check the token and ``after``; raises :class:`Refused` with the close code."""
     raw_after = query.get("after")
     after: int | None = None
@@ -82,24 +109,35 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
             raise Refused(4400, "`after` must be a non-negative integer") from None
         if not 0 <= after <= INT64_MAX:
             raise Refused(4400, "`after` must be a non-negative integer")
-    token = query.get("token")
     if not token:
-        raise Refused(4401, "a token is required (?token=)")
+        raise Refused(
+            4401, "a token is required (subprotocol vitrine.token.<token>; never in the URL)"
+        )
     try:
         p = state.tokens.read(token)
     except Unauthorized as exc:
         raise Refused(4401, exc.detail) from None
-    if isinstance(p, Viewer | Host) and p.session_id != session_id:
-        raise Refused(4403, "this token belongs to another session")
     sess = await store.session_row(state.db, session_id)
     if sess is None:
         raise Refused(4404, "no such session")
+    target = Target.of_session(sess)
+    may = allowed(p, Action.WATCH, target)
+    if not may:
+        raise Refused(4401 if may.status == 401 else 4403, may.detail)
+    grants = room_grants(p, target)
     if isinstance(p, Staff):
+        name = await store.staff_name(state.db, p.staff_id)
+        if Action.MODERATE in grants:
+            return Admitted(
+                "staff", p.staff_id or "admin", name, grants=grants, credential=p
+            ), after
+        # staff of another store watch a public room as a reader: no viewer of its audience
         return Admitted(
-            "staff", p.staff_id or "admin", await store.staff_name(state.db, p.staff_id)
+            "viewer", p.staff_id or "admin", name, grants=grants, counted=False, credential=p
         ), after
     if isinstance(p, Host):
-        return Admitted("host", p.staff_id, await store.staff_name(state.db, p.staff_id)), after
+        name = await store.staff_name(state.db, p.staff_id)
+        return Admitted("host", p.staff_id, name, grants=grants, credential=p), after
     v = await store.viewer(state.db, session_id, p.viewer_id)
     if v is None:
         raise Refused(4403, "unknown viewer")
@@ -111,6 +149,8 @@ async def admit(state: Any, session_id: str, query: QueryParams) -> tuple[Admitt
         v.name,
         v.muted_until,
         {"source": v.source, "invite_id": v.invite_id, "associate_id": v.associate_id},
+        grants=grants,
+        credential=p,
     ), after
 
 
@@ -122,9 +162,15 @@ class RoomSocket:
             return
         state = scope["app"].state
         sid = scope["path_params"]["id"]
-        await send({"type": "websocket.accept"})
+        offered = list(scope.get("subprotocols") or [])
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        if SUBPROTOCOL in offered:
+            accept["subprotocol"] = SUBPROTOCOL
+        await send(accept)
         try:
-            who, after = await admit(state, sid, QueryParams(scope.get("query_string", b"")))
+            who, after = await admit(
+                state, sid, QueryParams(scope.get("query_string", b"")), offered_token(offered)
+            )
         except Refused as r:
             state.metrics.room_rejected.labels(f"close_{r.code}").inc()
             await send({"type": "websocket.close", "code": r.code, "reason": r.reason})
@@ -138,6 +184,7 @@ class RoomSocket:
             actor_id=who.actor_id,
             name=who.name,
             limit=settings.send_queue_frames,
+            counted=who.counted,
         )
         conn.protocol = RoomProtocol(
             role=who.role,
@@ -146,6 +193,7 @@ class RoomSocket:
             max_text_chars=settings.max_text_chars,
             limiter=hub.limiter,
             muted_until_ms=who.muted_until,
+            grants=who.grants,
         )
         try:
             room = await hub.join(conn, settings.max_sockets_per_viewer)
@@ -160,6 +208,9 @@ class RoomSocket:
             log.exception("room load failed", extra={"session": sid})
             await send({"type": "websocket.close", "code": 1011, "reason": "room unavailable"})
             return
+        credentials: dict[Connection, Principal] | None = getattr(state, "room_credentials", None)
+        if credentials is not None and who.credential is not None:
+            credentials[conn] = who.credential
         try:
             await self._start(state, hub, room, conn, who, after)
             await self._read(state, room, conn, receive)
@@ -167,6 +218,8 @@ class RoomSocket:
             if not conn.aborted:  # aborted: a stalled peer that never took our close frame
                 raise
         finally:
+            if credentials is not None:
+                credentials.pop(conn, None)
             hub.leave(conn)
             await conn.stop()
             if conn.viewer_id is not None:
@@ -176,14 +229,19 @@ class RoomSocket:
         self, state: Any, hub: Hub, room: Room, conn: Connection, who: Admitted, after: int | None
     ) -> None:
         assert room.state is not None
+        rooms: RoomService = state.rooms
+        recovered = (
+            None if after is None else await rooms.recovered(conn.session_id, after, room.last_id)
+        )
         conn.last_id = room.last_id
         hello = room.state.hello(
-            last_id=room.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
+            last_id=conn.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
         )
+        if recovered is not None:
+            hello["recovered"] = recovered
         await conn.send({"type": "websocket.send", "text": frame([hello])})
-        if after is not None and after < room.last_id:
-            rooms: RoomService = state.rooms
-            async for page in rooms.replay(conn.session_id, after, room.last_id):
+        if after is not None and after < conn.last_id:
+            async for page in rooms.replay(conn.session_id, after, conn.last_id):
                 if conn.closing:  # dropped meanwhile (too slow, banned): the writer sends the close
                     break
                 events = [e.public() for e in page if conn.sees(e)]
@@ -244,7 +302,7 @@ class RoomSocket:
 
 
 room_socket = doc(
-    "Room WebSocket `?token=&after=`: chat, questions, votes, reactions, pins, moderation; "
+    "Room WebSocket `?after=`, token as subprotocol `vitrine.token.<token>`: chat, questions, votes, reactions, pins, moderation; "
     "frames are JSON arrays of events (see live.room.ws)",
     auth="viewer, host or staff",
     tag="room",

@@ -97,16 +97,22 @@ async def open_room(
     **kw: Any,
 ) -> RoomClient:
     base = server if isinstance(server, str) else server.ws_url
-    q = []
-    if token is not None:
-        q.append(f"token={token}")
-    if after is not None:
-        q.append(f"after={after}")
-    ws = await connect(f"{base}/ws/sessions/{session_id}?{'&'.join(q)}", compression=None, **kw)
+    q = f"?after={after}" if after is not None else ""
+    ws = await connect(
+        f"{base}/ws/sessions/{session_id}{q}",
+        compression=None,
+        subprotocols=room_protocols(token),  # type: ignore[arg-type]
+        **kw,
+    )
     client = RoomClient(ws)
     if wait_hello:
         await await_for(lambda: client.events or client.close_code is not None, 10, what="hello")
     return client
+
+
+def room_protocols(token: str | None) -> list[str]:
+    """The room socket's subprotocols: the token travels there, never in the URL."""
+    return ["vitrine.room"] + ([f"vitrine.token.{token}"] if token is not None else [])
 
 
 async def join(

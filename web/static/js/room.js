@@ -1,4 +1,5 @@
 // The room WebSocket: JSON arrays of events, resumed after a drop with ?after=<last id>.
+// The token travels as a subprotocol (vitrine.token.<token>), never in the URL: URLs get logged.
 
 // live.room.ws close codes: 4400 bad `after`, 4401 bad token, 4403 refused/banned, 4404 no session.
 // 4408 (fell behind), 1011 (room unavailable) and 1012 (restart) are retried with ?after=.
@@ -25,16 +26,21 @@ export class Room {
 
   url() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const q = new URLSearchParams({ token: this.token() });
+    const q = new URLSearchParams();
     if (this.lastId !== null) q.set("after", String(this.lastId));
-    return `${proto}//${location.host}/ws/sessions/${encodeURIComponent(this.sessionId)}?${q}`;
+    const qs = q.toString();
+    return `${proto}//${location.host}/ws/sessions/${encodeURIComponent(this.sessionId)}${qs ? "?" + qs : ""}`;
+  }
+
+  protocols() {
+    return ["vitrine.room", `vitrine.token.${this.token()}`];
   }
 
   connect() {
     if (this.stopped) return;
     this.onState(this.attempt ? "reconnecting" : "connecting");
     let ws;
-    try { ws = new WebSocket(this.url()); } catch { this.retry(); return; }
+    try { ws = new WebSocket(this.url(), this.protocols()); } catch { this.retry(); return; }
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
