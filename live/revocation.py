@@ -166,12 +166,21 @@ class RevocationStore:
             self._full_at = time.monotonic() + FULL_RELOAD_SECONDS
             self.snapshot.forget_expired(now)
             self.snapshot.seen = {r[0] for r in rows}
-            with contextlib.suppress(Exception):  # any process may prune; losing the race is fine
-                async with self.db.write() as s:
-                    await s.execute(delete(Revocation).where(Revocation.expires_at <= now))
+            await self._prune(now)
         if new:
             self._changed()
         return new
+
+    async def _prune(self, now: int) -> None:
+        """Delete rows past their expiry (any process may; losing the race is fine). A read
+        first, so an idle table costs no write transaction (SQLite serialises those)."""
+        expired = Revocation.expires_at <= now
+        async with self.db.read() as s:
+            if (await s.execute(select(Revocation.id).where(expired).limit(1))).first() is None:
+                return
+        with contextlib.suppress(Exception):
+            async with self.db.write() as s:
+                await s.execute(delete(Revocation).where(expired))
 
     def _changed(self) -> None:
         for fn in self.on_change:
