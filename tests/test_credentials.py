@@ -192,6 +192,11 @@ def test_cookie_requests_without_origin_are_refused_and_bearer_is_unaffected(
             {"origin": web.url},
             {"sec-fetch-site": "same-origin"},
             {"referer": web.url + "/dashboard"},
+            {  # behind a proxy that rewrote Host
+                "origin": "https://shop.example",
+                "x-forwarded-host": "shop.example",
+                "x-forwarded-proto": "https",
+            },
         ):
             r = c.post(f"/api/sessions/{pub}/deals", json=deal, headers=headers)
             assert r.status_code in (201, 409), (headers, r.text)  # 409: one deal at a time
