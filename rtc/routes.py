@@ -89,6 +89,9 @@ async def _negotiate(request: Request, prefix: str) -> Response:
     if publishing:
         assert isinstance(who, Staff | Host)
         peer: Peer | RemoteViewer = await relay.publish(sess, who, offer)
+        publishing_as = getattr(request.app.state, "rtc_credentials", None)
+        if publishing_as is not None:  # a revocation of ``who`` stops this publication
+            publishing_as[peer.id] = (peer, who)
     else:
         peer = await relay.watch(sess, who, offer)
     return _created(request, prefix, peer)

@@ -294,6 +294,31 @@ async def test_revoked_staff_and_rotated_host_tokens_fail_everywhere(
     await host_room.close()
 
 
+async def test_a_revoked_host_token_stops_its_publication(
+    web: LiveServer, w: dict[str, Any], admin: str
+) -> None:
+    """A host publishing over WHIP with a token that gets rotated away is stopped, as a WHIP
+    DELETE would stop it; the new token publishes again."""
+    from tests.support.rtc import Host as Publisher
+
+    sid, token = w["public"]["id"], w["public"]["host_token"]
+    relay = web.app.state.relay
+    first, second = Publisher("vp8", audio=False), Publisher("vp8", audio=False)
+    try:
+        async with web.aclient() as http, web.aclient(admin) as a:
+            await first.publish(http, sid, token)
+            assert sid in relay.publishers
+            r = await a.post(f"/api/sessions/{sid}/host-token")
+            assert r.status_code == 200, r.text
+            await await_for(lambda: sid not in relay.publishers, 5, what="publication stopped")
+            await second.publish(http, sid, r.json()["host_token"])
+            assert sid in relay.publishers
+    finally:
+        for p in (first, second):
+            if p.pc is not None:
+                await p.pc.close()
+
+
 # -- item 6: no credentials in URLs or logs --------------------------------------------------------
 
 
