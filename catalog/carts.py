@@ -154,10 +154,24 @@ async def cart_for_checkout(
     return [ItemRequest(r.product_id, r.variant_id, r.qty) for r in rows]
 
 
-async def mark_ordered(conn: AsyncConnection, cart_id: str, order_id: str) -> None:
+async def claim_cart(conn: AsyncConnection, cart_id: str, order_id: str) -> bool:
+    """Take the cart for an order, once: a conditional write in the order's reserve transaction. Of
+    concurrent checkouts of one cart exactly one wins (PostgreSQL re-checks ``status`` under the row lock;
+    SQLite serialises writers); the others are refused before anything is held or charged."""
     carts = table(Cart)
-    await conn.execute(
+    result = await conn.execute(
         update(carts)
         .where(carts.c.id == cart_id, carts.c.status == "open")
         .values(status="ordered", order_id=order_id, updated_at=now_ms())
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+async def reopen_cart(conn: AsyncConnection, cart_id: str, order_id: str) -> None:
+    """Give the cart back to the buyer when its order did not go through (declined, failed, expired)."""
+    carts = table(Cart)
+    await conn.execute(
+        update(carts)
+        .where(carts.c.id == cart_id, carts.c.order_id == order_id, carts.c.status == "ordered")
+        .values(status="open", order_id=None, updated_at=now_ms())
     )

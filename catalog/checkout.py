@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.buyers import Buyers
-from catalog.carts import mark_ordered
+from catalog.carts import reopen_cart
 from catalog.orders import ITEMS, ORDERS, order_body, order_rows, transition
 from catalog.payments.base import LocalLedger, Payment, PaymentDeclined, PaymentProvider
 from catalog.reserve import (
@@ -50,7 +50,7 @@ from catalog.signals import Signals
 from catalog.stock import release_order
 from live.auth import Viewer
 from live.db import Database, now_ms
-from live.errors import Conflict, Forbidden, Unavailable, ValidationFailed
+from live.errors import Conflict, Unavailable, ValidationFailed
 
 __all__ = ["Checkout", "OrderRequest", "Reserved", "idempotency_key", "parse_order"]
 log = logging.getLogger("vitrine.checkout")
@@ -85,12 +85,14 @@ class Checkout:
         self.count: Callable[[str], None] | None = None  # metrics: one call per answer, by outcome
 
     # -- the request ------------------------------------------------------------------------
-    async def place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
+    async def place(
+        self, who: Viewer, key: str, req: OrderRequest, admit: Callable[[], None] | None = None
+    ) -> Answer:
         """One order, end to end. At most ``max_in_flight`` run at once per process (a flash sale queues
         here, not on the connection pool); a buyer queued longer than ``queue_seconds`` gets a 503 to retry
-        with the same key."""
-        if req.session_id != who.session_id:
-            raise Forbidden("this viewer token belongs to another session", code="wrong_session")
+        with the same key. ``admit`` (the rate limit) is asked only for a key not seen before: a retry of
+        a recorded key replays its answer and is never limited. The route has asked the access policy
+        (``buy`` in ``req.session_id``) already."""
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_seconds)
         except TimeoutError:
@@ -100,14 +102,18 @@ class Checkout:
                 headers={"Retry-After": "2"},
             ) from None
         try:
-            return await self._place(who, key, req)
+            return await self._place(who, key, req, admit)
         finally:
             self._slots.release()
 
-    async def _place(self, who: Viewer, key: str, req: OrderRequest) -> Answer:
+    async def _place(
+        self, who: Viewer, key: str, req: OrderRequest, admit: Callable[[], None] | None
+    ) -> Answer:
         digest = req.digest()
         try:
-            step: Reserved | Answer | Stored | None = await self._reserve(who, key, digest, req)
+            step: Reserved | Answer | Stored | None = await self._reserve(
+                who, key, digest, req, admit
+            )
         except IntegrityError:  # the same key, at the same moment, on another connection
             step = None
         if isinstance(step, Reserved):
@@ -155,7 +161,12 @@ class Checkout:
             row = None
 
     async def _reserve(
-        self, who: Viewer, key: str, digest: str, req: OrderRequest
+        self,
+        who: Viewer,
+        key: str,
+        digest: str,
+        req: OrderRequest,
+        admit: Callable[[], None] | None = None,
     ) -> Reserved | Answer | Stored:
         """Plan, then take. On SQLite the plan reads run before the (serialised) write transaction; on
         PostgreSQL in the same one. A refusal at the conditional update rolls the order back and records
@@ -164,37 +175,35 @@ class Checkout:
         try:
             if self.db.is_sqlite:
                 async with self.db.engine.connect() as conn:
-                    p = await plan(conn, self.buyers, who, key, req, overdue)
+                    p = await plan(conn, self.buyers, who, key, req, overdue, admit)
                 if isinstance(p, Stored):
                     return p
                 if p.failure is not None:
-                    return await self._refuse(who.viewer_id, key, digest, *p.failure)
+                    return await self._refuse(who.viewer_id, key, digest, p.failure)
                 try:
                     async with self.db.write() as s:
                         return await take(await s.connection(), key, digest, req, p, self.hold_ms)
                 except Refused as no:
-                    return await self._refuse(who.viewer_id, key, digest, no.code, no.detail)
+                    return await self._refuse(who.viewer_id, key, digest, no.body)
             try:
                 async with self.db.write() as s:
                     conn = await s.connection()
-                    p = await plan(conn, self.buyers, who, key, req, overdue)
+                    p = await plan(conn, self.buyers, who, key, req, overdue, admit)
                     if isinstance(p, Stored):
                         return p
                     if p.failure is not None:
-                        answer = 409, error(*p.failure)
+                        answer = 409, p.failure
                         await record(conn, who.viewer_id, key, digest, answer)
                         return answer
                     return await take(conn, key, digest, req, p, self.hold_ms)
             except Refused as no:
-                return await self._refuse(who.viewer_id, key, digest, no.code, no.detail)
+                return await self._refuse(who.viewer_id, key, digest, no.body)
         finally:
             if overdue:
                 await self._check_deals(overdue)
 
-    async def _refuse(
-        self, viewer_id: str, key: str, digest: str, code: str, detail: str
-    ) -> Answer:
-        answer = 409, error(code, detail)
+    async def _refuse(self, viewer_id: str, key: str, digest: str, body: dict[str, Any]) -> Answer:
+        answer = 409, body
         async with self.db.write() as s:
             await record(await s.connection(), viewer_id, key, digest, answer)
         return answer
@@ -279,8 +288,6 @@ class Checkout:
             order, items = found
         body = order_body(order, items)
         await self._store(conn, order_id, 201, body)
-        if order["cart_id"]:
-            await mark_ordered(conn, order["cart_id"], order_id)
         return body, order, items
 
     def _announce(
@@ -369,6 +376,8 @@ class Checkout:
                         .all()
                     ]
                 await release_order(conn, order["store_id"], order["viewer_id"], items)
+                if order.get("cart_id"):
+                    await reopen_cart(conn, order["cart_id"], order_id)
                 await self._store(conn, order_id, *answer)
         return answer if won else await self._answer_of(order_id)
 

@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from catalog.models import Deal, Product, Stock, Variant, table
+from catalog.models import Deal, DealClaim, Product, Stock, Variant, table
+from catalog.pricing import DealTerms, price_for
 from live.errors import Conflict, NotFound, ValidationFailed
 from live.http import field
 from live.models import SessionProduct
 
 PRODUCTS, VARIANTS, STOCK, DEALS = table(Product), table(Variant), table(Stock), table(Deal)
-LINKS = table(SessionProduct)
+LINKS, CLAIMS = table(SessionProduct), table(DealClaim)
 MAX_LINES = 20
 MAX_QTY = 99
 DEAL_CHOICES = ("refuse", "full_price")
@@ -135,9 +136,10 @@ def deal_is_over(d: Deal, now: int) -> bool:
 
 
 def _lines_query() -> Select[Any]:
-    """Products of an order linked to the session, their active variants, stock at the store and running
-    deal: built once, run with parameters (no statement building or cache-key work per order)."""
-    p, v, st, d, sp = PRODUCTS.c, VARIANTS.c, STOCK.c, DEALS.c, LINKS.c
+    """Products of an order linked to the session, their active variants, stock at the store, running
+    deal and the units of it this viewer holds: built once, run with parameters (no statement building or
+    cache-key work per order)."""
+    p, v, st, d, sp, cl = PRODUCTS.c, VARIANTS.c, STOCK.c, DEALS.c, LINKS.c, CLAIMS.c
     sid, now = bindparam("session_id", type_=String()), bindparam("now", type_=BigInteger())
     return (
         select(
@@ -153,6 +155,11 @@ def _lines_query() -> Select[Any]:
             st.quantity,
             d.id.label("deal_id"),
             d.price_minor.label("deal_price"),
+            d.quantity.label("deal_quantity"),
+            d.sold.label("deal_sold"),
+            d.per_viewer_limit,
+            d.ends_at.label("deal_ends_at"),
+            cl.qty.label("claimed"),
         )
         .select_from(
             PRODUCTS.join(LINKS, (sp.product_id == p.id) & (sp.session_id == sid))
@@ -167,6 +174,10 @@ def _lines_query() -> Select[Any]:
                 & (d.product_id == p.id)
                 & d.ended_at.is_(None)
                 & (d.ends_at > now),
+            )
+            .outerjoin(
+                CLAIMS,
+                (cl.deal_id == d.id) & (cl.viewer_id == bindparam("viewer_id", type_=String())),
             )
         )
         .where(p.id.in_(bindparam("product_ids", expanding=True)))
@@ -188,6 +199,7 @@ async def price_lines(
     pinned_product_id: str | None,
     items: list[ItemRequest],
     *,
+    viewer_id: str,
     on_deal_end: str,
     now: int,
     overdue: list[str],
@@ -195,7 +207,9 @@ async def price_lines(
     """Priced lines, merged per variant and sorted by variant id (the lock order), and the stock of their
     variants at the store: one query for the products, variants, stock and running deals of the order
     (plus one for deals the buyer named that are not running). Deals seen past their end that nobody ended
-    are added to ``overdue`` (even when the order is then refused)."""
+    are added to ``overdue`` (even when the order is then refused). A running deal the buyer did not name
+    prices a line by :func:`catalog.pricing.price_for` (this viewer's limit); a deal the buyer named is
+    taken or refused at the conditional update, as ``on_deal_end`` says."""
     rows = (
         await conn.execute(
             _LINES_QUERY,
@@ -203,6 +217,7 @@ async def price_lines(
                 "session_id": session_id,
                 "store_id": store_id,
                 "now": now,
+                "viewer_id": viewer_id,
                 "product_ids": sorted({i.product_id for i in items}),
             },
         )
@@ -211,12 +226,23 @@ async def price_lines(
     products: dict[str, Any] = {}
     variants: dict[str, dict[str, Any]] = {}  # product → variant id → row (in position order)
     running: dict[str, tuple[str, int]] = {}  # product → (deal id, deal price)
+    terms: dict[str, DealTerms] = {}  # product → the running deal, as this viewer stands with it
     for r in rows:
         products.setdefault(r.id, r)
         if r.variant_id is not None:
             variants.setdefault(r.id, {}).setdefault(r.variant_id, r)
         if r.deal_id is not None:
             running[r.id] = (r.deal_id, r.deal_price)
+            terms[r.id] = DealTerms(
+                r.deal_id,
+                r.deal_price,
+                r.deal_quantity,
+                r.deal_sold,
+                r.per_viewer_limit,
+                r.deal_ends_at,
+                None,
+                int(r.claimed or 0),
+            )
     named = {i.deal_id for i in items if i.deal_id} - {deal for deal, _ in running.values()}
     other = (
         {
@@ -295,8 +321,10 @@ async def price_lines(
             "all items of one order must be in one currency", code="mixed_currency"
         )
     for line in merged.values():
-        if line.deal_id is None and line.product_id in running:
-            line.deal_id = running[line.product_id][0]
+        if line.deal_id is None and line.product_id in terms:
+            price = price_for(line.list_price, line.qty, terms[line.product_id], now)
+            line.unit_price, line.deal_id = price.unit_price, price.deal_id
+            continue
         if line.deal_id is not None:
             deal_price = explicit_price.get(
                 line.deal_id, running.get(line.product_id, ("", line.list_price))[1]

@@ -13,9 +13,10 @@ from catalog.models import Order, OrderItem, table
 from catalog.payments.base import PaymentProvider, PaymentUnavailable
 from catalog.signals import Signals
 from catalog.stock import Executor, release_order
-from live.auth import Principal, Staff, Viewer, check_store
+from live.auth import Principal, Staff, Viewer
 from live.db import Database, now_ms
-from live.errors import Conflict, Forbidden, NotFound
+from live.errors import Conflict, NotFound
+from live.policy import Action, Target, require
 
 ORDERS, ITEMS = table(Order), table(OrderItem)
 
@@ -123,10 +124,8 @@ async def get_order(db: Database, order_id: str, who: Principal) -> dict[str, An
             buyer = await load_buyer(s, who)
             if order.owner_key != buyer.owner_key:
                 order = None  # another viewer's order does not exist for you
-        elif order is not None and not isinstance(who, Staff):
-            raise Forbidden("viewer or staff only", code="viewer_only")
-        elif order is not None and isinstance(who, Staff):
-            check_store(who, order.store_id)
+        elif order is not None:
+            require(who, Action.SEE_ORDERS, Target(store_id=order.store_id))
         if order is None:
             raise NotFound(f"no order {order_id!r}", code="order_not_found")
         items = await order_items(s, order_id)
@@ -166,7 +165,7 @@ async def refund(
         if order is None:
             raise NotFound(f"no order {order_id!r}", code="order_not_found")
         if by is not None:
-            check_store(by, order.store_id)
+            require(by, Action.REFUND, Target(store_id=order.store_id))
         if order.status == "refunded":
             raise Conflict("the order is already refunded", code="already_refunded")
         if order.status not in ("paid", "refunding") or not await transition(

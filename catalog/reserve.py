@@ -15,6 +15,7 @@ only for its update and the commit. When a conditional update fails, the transac
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import Select, String, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.buyers import Buyer, Buyers, buyer_of
-from catalog.carts import cart_for_checkout
+from catalog.carts import cart_for_checkout, claim_cart
 from catalog.lines import DEAL_CHOICES, ItemRequest, Line, parse_items, price_lines
 from catalog.models import CheckoutRequest, Order, OrderItem, Profile, table
 from catalog.stock import reserve_lines, short_of_stock
@@ -48,19 +49,25 @@ class OrderRequest:
     items: tuple[ItemRequest, ...] | None
     cart_id: str | None
     on_deal_end: str
+    expected_total: int | None = (
+        None  # what the buyer was shown (minor units): any other total is a 409
+    )
 
     def digest(self) -> str:
-        body = {
+        body: dict[str, Any] = {
             "s": self.session_id,
             "c": self.cart_id,
             "d": self.on_deal_end,
             "i": [[i.product_id, i.variant_id, i.qty, i.deal_id] for i in self.items or ()],
         }
+        if self.expected_total is not None:
+            body["e"] = self.expected_total
         return hashlib.sha256(orjson.dumps(body)).hexdigest()
 
 
 def parse_order(data: dict[str, Any]) -> OrderRequest:
-    """The order the buyer asks for. Prices, totals and currencies in the body are ignored."""
+    """The order the buyer asks for. The server prices it: ``expected_total`` (optional, minor units) is
+    only compared with the server's total (``409 price_changed`` when they differ)."""
     session_id = field(data, "session_id", str, check=lambda v: 0 < len(v) <= 40, why="is an id")
     cart_id = field(
         data, "cart_id", str, default=None, check=lambda v: 0 < len(v) <= 40, why="is an id"
@@ -77,7 +84,15 @@ def parse_order(data: dict[str, Any]) -> OrderRequest:
         check=lambda v: v in DEAL_CHOICES,
         why=f"must be one of {DEAL_CHOICES}",
     )
-    return OrderRequest(session_id, items, cart_id, on_deal_end)
+    expected_total = field(
+        data,
+        "expected_total",
+        int,
+        default=None,
+        check=lambda v: 0 <= v <= 10**15,
+        why="is the total shown, in minor units",
+    )
+    return OrderRequest(session_id, items, cart_id, on_deal_end, expected_total)
 
 
 def idempotency_key(raw: str | None) -> str:
@@ -113,7 +128,7 @@ class Plan:
     session: Any  # sessions row: id, store_id, kind, status, pinned_product_id
     profile: Any  # viewer_profiles row
     lines: list[Line]
-    failure: tuple[str, str] | None
+    failure: dict[str, Any] | None  # the 409 answer (out of stock, price changed), or None
 
 
 @dataclass
@@ -129,11 +144,49 @@ class Reserved:
 
 
 class Refused(Exception):
-    """A conditional update refused the order (stock or deal): roll back, then record the answer."""
+    """A conditional update refused the order (stock, deal, cart, a price that moved): roll back, then
+    record the answer (``body``, a 409)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(code)
-        self.code, self.detail = code, detail
+        self.body = body if body is not None else error(code, detail)
+
+
+def price_changed(lines: list[Line], expected: int) -> dict[str, Any]:
+    """``409 price_changed``: the lines and total the buyer would pay now, to show before a second tap."""
+    total, currency = sum(ln.amount for ln in lines), lines[0].currency
+    return {
+        "error": "price_changed",
+        "detail": f"the price is now {total} (minor units, {currency}), not {expected}; "
+        "nothing was charged: confirm to buy at this price",
+        "expected_total": expected,
+        "total": total,
+        "currency": currency,
+        "items": [
+            {
+                "product_id": ln.product_id,
+                "variant_id": ln.variant_id,
+                "title": ln.title,
+                "qty": ln.qty,
+                "unit_price": ln.unit_price,
+                "list_price": ln.list_price,
+                "deal_id": ln.deal_id,
+                "line_total": ln.amount,
+            }
+            for ln in lines
+        ],
+    }
+
+
+def _failure(
+    lines: list[Line], have: dict[str, int], expected: int | None
+) -> dict[str, Any] | None:
+    short = short_of_stock(have, lines)
+    if short is not None:
+        return error(*short)
+    if expected is not None and sum(ln.amount for ln in lines) != expected:
+        return price_changed(lines, expected)
+    return None
 
 
 _PROFILE_COLUMNS = [c.label(f"p_{c.key}") for c in PROFILES.c]
@@ -203,8 +256,10 @@ async def plan(
     key: str,
     req: OrderRequest,
     overdue: list[str],
+    admit: Callable[[], None] | None = None,
 ) -> Plan | Stored:
-    """Validate and price the order (reads only); a key recorded before returns what was stored."""
+    """Validate and price the order (reads only); a key recorded before returns what was stored. ``admit``
+    is called for a new key only (the rate limit: it raises to refuse, before anything is written)."""
     known = buyers.get(who.viewer_id)
     params = {"viewer_id": who.viewer_id, "session_id": who.session_id, "key": key}
     if known is not None:
@@ -216,6 +271,8 @@ async def plan(
             return stored
     elif row.request_hash is not None:
         return Stored(row.request_hash, row.status_code, row.response)
+    if admit is not None:
+        admit()
     buyer = buyer_of(row, who)  # raises when there is no such viewer
     assert row is not None
     buyers.remember(buyer)
@@ -245,11 +302,12 @@ async def plan(
         row.store_id,
         row.pinned_product_id,
         items,
+        viewer_id=buyer.viewer_id,
         on_deal_end=req.on_deal_end,
         now=now,
         overdue=overdue,
     )
-    return Plan(now, buyer, row, profile, lines, short_of_stock(have, lines))
+    return Plan(now, buyer, row, profile, lines, _failure(lines, have, req.expected_total))
 
 
 async def record(
@@ -335,6 +393,8 @@ async def take(
             created_at=p.now,
         )
     )
+    if req.cart_id is not None and not await claim_cart(conn, req.cart_id, order["id"]):
+        raise Refused("cart_ordered", "this cart has already been ordered")
     await conn.execute(insert(ORDERS).values(order))
     await conn.execute(insert(ITEMS).values(items))
     failure = await reserve_lines(
@@ -354,6 +414,8 @@ async def take(
             .where(ITEMS.c.order_id == order["id"], ITEMS.c.variant_id == line.variant_id)
             .values(unit_price=line.unit_price, deal_id=None)
         )
+    if changed and req.expected_total is not None:  # not the price the buyer saw: roll all back
+        raise Refused("price_changed", "", price_changed(p.lines, req.expected_total))
     if changed:
         order["total"] = sum(ln.amount for ln in p.lines)
         await conn.execute(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from live.policy import Action
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -16,10 +19,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True)
 class EndpointDoc:
     summary: str
-    auth: str = "anyone"  # anyone | staff | viewer | host | host or staff
+    auth: str = "anyone"  # who, for a route without a policy action (anyone, holder of a URL)
     body: dict[str, Any] | None = None  # JSON schema of the request body
     responses: dict[int, str] = field(default_factory=dict)
     tag: str = "api"
+    action: Action | None = None  # the live.policy action the route asks; None: anyone
+
+    @property
+    def who(self) -> str:
+        """The README's "who" column: the policy action, or who else may call it."""
+        return self.action.value if self.action is not None else self.auth
 
 
 def doc(
@@ -29,9 +38,10 @@ def doc(
     body: dict[str, Any] | None = None,
     responses: dict[int, str] | None = None,
     tag: str = "api",
+    action: Action | None = None,
 ) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
-        fn.__vitrine_doc__ = EndpointDoc(summary, auth, body, responses or {}, tag)  # type: ignore[attr-defined]
+        fn.__vitrine_doc__ = EndpointDoc(summary, auth, body, responses or {}, tag, action)  # type: ignore[attr-defined]
         return fn
 
     return wrap

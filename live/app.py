@@ -103,14 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         st.db = Database(settings.database_url)
         st.redis = None
         if settings.redis_url:
-            import redis.asyncio as aioredis
+            from live.room.redis_bus import redis_client
 
-            st.redis = aioredis.from_url(
-                settings.redis_url,
-                decode_responses=False,
-                health_check_interval=10,
-                max_connections=200,
-            )
+            st.redis = redis_client(settings.redis_url)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(st.db.dispose)
             if st.redis is not None:

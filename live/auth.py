@@ -25,10 +25,10 @@ from typing import Any, Literal, Protocol
 import orjson
 from starlette.requests import HTTPConnection
 
-from live.errors import Forbidden, Unauthorized
+from live.errors import Unauthorized
 
-Role = Literal["admin", "marketer", "associate"]
-ROLES: tuple[str, ...] = ("admin", "marketer", "associate")
+Role = Literal["admin", "marketer", "manager", "associate"]
+ROLES: tuple[str, ...] = ("admin", "marketer", "manager", "associate")
 
 
 def _b64(data: bytes) -> str:
@@ -248,45 +248,3 @@ def principal(conn: HTTPConnection, *, required: bool = True) -> Principal | Non
         return None
     tokens: Tokens = conn.app.state.tokens
     return tokens.read(token)
-
-
-def require_staff(conn: HTTPConnection, *roles: str) -> Staff:
-    p = principal(conn)
-    if not isinstance(p, Staff):
-        raise Forbidden("staff only", code="staff_only")
-    if roles and p.role not in roles and p.role != "admin":
-        raise Forbidden(f"requires role {' or '.join(roles)}", code="role_required")
-    return p
-
-
-def require_host_or_staff(conn: HTTPConnection, session_id: str) -> Staff | Host:
-    p = principal(conn)
-    if isinstance(p, Host) and p.session_id == session_id:
-        return p
-    if isinstance(p, Staff):
-        return p
-    raise Forbidden("only this session's host or staff may do this", code="host_only")
-
-
-def staff_may_act(by: Staff, store_id: str, host_id: str | None = None) -> bool:
-    """Admins and marketers act on every store; an associate on their own store's sessions
-    and clients, or on a session they host."""
-    if by.role != "associate":
-        return True
-    return by.store_id == store_id or (host_id is not None and by.staff_id == host_id)
-
-
-def check_store(by: Staff, store_id: str, host_id: str | None = None) -> None:
-    if not staff_may_act(by, store_id, host_id):
-        raise Forbidden(
-            "an associate acts on their own store's sessions and clients only", code="other_store"
-        )
-
-
-def require_viewer(conn: HTTPConnection, session_id: str | None = None) -> Viewer:
-    p = principal(conn)
-    if not isinstance(p, Viewer):
-        raise Forbidden("a viewer token is required", code="viewer_only")
-    if session_id is not None and p.session_id != session_id:
-        raise Forbidden("this viewer token belongs to another session", code="wrong_session")
-    return p

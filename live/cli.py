@@ -165,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--staff-id", dest="staff_id", help="staff member (role and store read from the database)"
     )
-    token.add_argument("--role", choices=("admin", "marketer", "associate"))
+    token.add_argument("--role", choices=("admin", "marketer", "manager", "associate"))
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 

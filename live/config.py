@@ -102,6 +102,12 @@ class Settings:
         50,
         "A room batches its events into one frame per tick of this length.",
     )
+    room_ack_before_commit: bool = _setting(
+        "VITRINE_ROOM_ACK_BEFORE_COMMIT",
+        False,
+        "For benchmarks only: show chat to its sender (and everyone) before it is committed, "
+        "as older versions did. An acknowledged message may then be lost in a crash.",
+    )
     replay_buffer: int = _setting(
         "VITRINE_REPLAY_BUFFER", 5000, "Recent events per session kept in the bus for fast resume."
     )
@@ -136,6 +142,21 @@ class Settings:
         "VITRINE_RELAY_MAX_CPU",
         0.85,
         "Share of one core a relay worker's event loop may use before it refuses new viewers (503).",
+    )
+    whep_per_viewer: int = _setting(
+        "VITRINE_WHEP_PER_VIEWER",
+        3,
+        "WHEP connections one viewer (token, staff member or viewer cookie) holds in a session; a further one closes their oldest (0: no limit).",
+    )
+    whep_connect_timeout: float = _setting(
+        "VITRINE_WHEP_CONNECT_TIMEOUT",
+        10.0,
+        "Seconds a WHEP viewer has after its answer to complete ICE and DTLS before its slot is freed.",
+    )
+    whep_joins_per_minute: int = _setting(
+        "VITRINE_WHEP_JOINS_PER_MINUTE",
+        120,
+        "WHEP joins one address (IPv6: one /64) may start per minute, with a burst as large; over it 429 with `Retry-After` (0: no limit).",
     )
     payment_providers: str = _setting(
         "VITRINE_PAYMENT_PROVIDERS",

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.db import Database, new_id
-from live.errors import Conflict, NotFound
+from live.errors import Conflict, NotFound, ValidationFailed
 from live.http import field, str_list
 from live.models import STAFF_ROLES, Client, StaffMember, Store
 
@@ -118,6 +118,8 @@ async def create_staff(db: Database, data: dict[str, Any]) -> dict[str, Any]:
         data, "role", str, check=lambda v: v in STAFF_ROLES, why=f"must be one of {STAFF_ROLES}"
     )
     store_id = field(data, "store_id", str, default=None)
+    if role in ("manager", "associate") and store_id is None:
+        raise ValidationFailed(f"a {role} belongs to a store: `store_id` is required")
     member = StaffMember(
         id=_chosen_id(data, "sf"),
         name=_text(data, "name"),

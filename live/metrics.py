@@ -42,6 +42,12 @@ class Metrics:
             ["session"],
             registry=r,
         )
+        self.room_uncommitted = Gauge(
+            "vitrine_room_uncommitted",
+            "Stored room events published by this process and held from its sockets until the "
+            "database has committed them",
+            registry=r,
+        )
         self.fanout_seconds = Histogram(
             "vitrine_room_fanout_seconds",
             "Time to fan one batch out to local sockets",

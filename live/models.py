@@ -25,7 +25,7 @@ from live.db import Base, now_ms
 
 SESSION_KINDS = ("public", "private")
 SESSION_STATUSES = ("scheduled", "live", "ended")
-STAFF_ROLES = ("admin", "marketer", "associate")
+STAFF_ROLES = ("admin", "marketer", "manager", "associate")
 
 
 class Store(Base):

@@ -32,13 +32,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from live.access import authorize, authorize_session
 from live.api import doc
-from live.auth import Host, Principal, Staff, Tokens, Viewer, require_staff
+from live.auth import Host, Principal, Staff, Tokens, Viewer
 from live.db import Database, now_ms
 from live.errors import NotFound
 from live.http import JSON
-from live.models import LiveSession, Revocation, StaffMember
-from live.sessions import ensure_session
+from live.models import Revocation, StaffMember
+from live.policy import Action
 
 log = logging.getLogger("vitrine.revocation")
 
@@ -267,12 +268,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 @doc(
     "Revoke every token and sign-in of a staff member (their host tokens too), on every process "
     "within a second; open room sockets of theirs are closed (4401)",
-    auth="admin",
+    action=Action.MANAGE_STAFF,
     tag="staff",
     responses={200: "revoked", 404: "unknown staff"},
 )
 async def revoke_staff(request: Request) -> Response:
-    require_staff(request, "admin")
+    authorize(request)
     staff_id = request.path_params["id"]
     async with request.app.state.db.read() as s:
         if await s.get(StaffMember, staff_id) is None:
@@ -285,13 +286,12 @@ async def revoke_staff(request: Request) -> Response:
 @doc(
     "Rotate a session's host token: every earlier host token of the session stops working "
     "(HTTP, room, WHIP) on every process within a second; answers the new one",
-    auth="admin or marketer",
+    action=Action.RUN_SESSION,
     tag="sessions",
     responses={200: "rotated", 404: "unknown session"},
 )
 async def rotate_host_token(request: Request) -> Response:
-    require_staff(request, "admin", "marketer")
-    sess: LiveSession = await ensure_session(request.app.state.db, request.path_params["id"])
+    _, sess = await authorize_session(request, request.path_params["id"])
     store: RevocationStore = request.app.state.revocations
     token = await store.rotate_host(sess.id, sess.host_id)
     return JSON(

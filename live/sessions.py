@@ -9,10 +9,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from starlette.requests import HTTPConnection
 
 from catalog.models import Product
-from live.auth import Host, Principal, Staff, Tokens, Viewer, check_store, require_host_or_staff
+from live.auth import Host, Principal, Staff, Tokens
 from live.db import Database, new_id, now_ms
 from live.directory import get_or_404
 from live.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -27,6 +26,7 @@ from live.models import (
     StaffMember,
     Store,
 )
+from live.policy import Action, Target, allowed, kind_of, require
 
 PRIVATE_CAPACITY = 500
 Emit = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
@@ -60,19 +60,9 @@ def session_json(
     }
 
 
-async def require_session_actor(conn: HTTPConnection, session_id: str) -> Staff | Host:
-    """This session's host token, or staff allowed to act on its store (see :func:`staff_may_act`)."""
-    who = require_host_or_staff(conn, session_id)
-    if isinstance(who, Staff) and who.role == "associate":
-        sess = await ensure_session(conn.app.state.db, session_id)
-        check_store(who, sess.store_id, sess.host_id)
-    return who
-
-
-def can_see_private(p: Principal | None, session_id: str) -> bool:
-    if isinstance(p, Staff):
-        return True
-    return isinstance(p, Host | Viewer) and p.session_id == session_id
+def sees_all(p: Principal | None, sess: LiveSession) -> bool:
+    """Whether ``p`` sees a session's details (a private one's: only its audience and staff)."""
+    return bool(allowed(p, Action.WATCH, Target.of_session(sess)))
 
 
 class SessionService:
@@ -135,12 +125,8 @@ class SessionService:
         async with self.db.write() as s:
             await get_or_404(s, Store, store_id, "store")
             host = await get_or_404(s, StaffMember, host_id, "staff")
-            if by.role == "associate" and by.staff_id != host_id:
-                raise Forbidden(
-                    "an associate may only create sessions they host", code="role_required"
-                )
-            check_store(by, store_id)
-            if host.role not in ("associate", "admin"):
+            require(by, Action.CREATE_SESSION, Target(store_id=store_id, host_id=host_id))
+            if host.role not in ("associate", "manager", "admin"):
                 raise ValidationFailed("the host must be an associate", code="invalid")
             if product_ids:
                 found = set(
@@ -191,13 +177,13 @@ class SessionService:
                     .offset(offset)
                 )
             ).all()
-        items = [session_json(r, full=r.kind == "public" or can_see_private(p, r.id)) for r in rows]
+        items = [session_json(r, full=sees_all(p, r)) for r in rows]
         return {"items": items, "total": total or 0}
 
     async def get(self, session_id: str, p: Principal | None) -> dict[str, Any]:
         async with self.db.read() as s:
             sess = await get_or_404(s, LiveSession, session_id, "session")
-            full = sess.kind == "public" or can_see_private(p, session_id)
+            full = sees_all(p, sess)
             pids = None
             if full:
                 pids = list(
@@ -233,18 +219,18 @@ class SessionService:
         return self.tokens.signer.digest("invite", f"{session_id}|{client_id}")[:32]
 
     async def create_invites(
-        self, session_id: str, data: dict[str, Any], by: Staff
+        self, session_id: str, data: dict[str, Any], by: Principal
     ) -> list[dict[str, Any]]:
         client_ids = str_list(data, "client_ids", max_items=2000)
         if not client_ids:
             raise ValidationFailed("`client_ids` must not be empty")
         associate_id = field(data, "associate_id", str, default=None)
-        if associate_id is None and by.role == "associate":
-            associate_id = by.staff_id
+        if associate_id is None and isinstance(by, Staff | Host) and kind_of(by) != "admin":
+            associate_id = by.staff_id if kind_of(by) in ("associate", "host") else None
         out = []
         async with self.db.write() as s:
             sess = await get_or_404(s, LiveSession, session_id, "session")
-            check_store(by, sess.store_id, sess.host_id)
+            require(by, Action.INVITE, Target.of_session(sess))
             if sess.kind != "private":
                 raise Conflict("public sessions need no invites", code="not_private")
             if associate_id is not None:
@@ -319,7 +305,7 @@ class SessionService:
                     raise Forbidden(
                         "this invite is not valid for this session", code="invite_invalid"
                     )
-            elif sess.kind == "private":
+            elif not allowed(None, Action.WATCH, Target.of_session(sess)):
                 raise Forbidden("this session is by invitation only", code="invite_required")
             if inv is not None:
                 q = select(SessionViewer).where(
@@ -336,6 +322,11 @@ class SessionService:
                 if sess.status == "ended" and sess.kind == "private" and inv is None:
                     raise Forbidden("this session has ended", code="session_ended")
                 if sess.capacity is not None:
+                    # the seats are counted under the session row's lock: concurrent joins (on any
+                    # process) queue here, so a seat is never given twice (SQLite: writers are serial)
+                    await s.execute(
+                        select(LiveSession.id).where(LiveSession.id == session_id).with_for_update()
+                    )
                     count = await s.scalar(
                         select(func.count())
                         .select_from(SessionViewer)

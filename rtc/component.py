@@ -38,6 +38,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         st.rooms.emit,
         on_forward=metrics.forwarded,
         on_reject=lambda reason: metrics.rejected.labels(reason).inc(),
+        on_close=lambda reason: metrics.closed_early.labels(reason).inc(),
     )
     st.relay = relay
     workers = settings.relay_workers or os.cpu_count() or 1

@@ -57,6 +57,23 @@ class RelayMetrics:
         self.rejected = Counter(
             "vitrine_rtc_rejected", "WHIP/WHEP requests refused, by reason", ["reason"], registry=r
         )
+        self.closed_early = Counter(
+            "vitrine_rtc_viewers_closed",
+            "WHEP viewer connections the relay closed: not_connected (no ICE/DTLS within "
+            "VITRINE_WHEP_CONNECT_TIMEOUT), per_viewer (the viewer's oldest, over VITRINE_WHEP_PER_VIEWER)",
+            ["reason"],
+            registry=r,
+        )
+        self.connecting = Gauge(
+            "vitrine_rtc_viewers_connecting",
+            "WHEP viewers holding a slot that have not completed ICE and DTLS yet (all relay processes)",
+            registry=r,
+        )
+        self.per_viewer = Gauge(
+            "vitrine_rtc_viewer_identities",
+            "Viewer identities holding WHEP connections (each at most VITRINE_WHEP_PER_VIEWER)",
+            registry=r,
+        )
         self.bitrate = Gauge(
             "vitrine_rtc_publisher_bitrate",
             "Host's received bitrate, bits/s",
@@ -96,6 +113,8 @@ class RelayMetrics:
         self.viewers.set(len(viewers) + len(relay.remote))
         self.workers.set(len(relay.loads()))
         self.publishers.set(len(relay.publishers))
+        self.connecting.set(relay.connecting)
+        self.per_viewer.set(len(relay.holdings))
         self.cpu.clear()
         self.lag.clear()
         for p in relay.loads():

@@ -13,7 +13,6 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.sdp import candidate_from_sdp
 
 from live.errors import BadRequest, Unavailable
 from rtc import hooks, sending
@@ -24,6 +23,7 @@ from rtc.sdp import (
     Offer,
     ingest_codecs,
     negotiated_codec,
+    parse_candidate,
     unsupported_codec,
     viewer_codecs,
 )
@@ -82,16 +82,25 @@ class Peer:
             ) from None
         except OperationError as exc:
             raise self._codec_error(str(exc)) from None
-        except (
-            ValueError,
-            InvalidStateError,
-            KeyError,
-            IndexError,
-            TypeError,
-            AssertionError,
-        ) as exc:
+        except InvalidStateError as exc:
             raise BadRequest(f"the SDP offer was refused: {exc}", code="invalid_sdp") from None
+        except (
+            Exception
+        ) as exc:  # rtc.sdp checked the offer: anything aiortc raises is still its fault
+            log.info("aiortc refused an offer", exc_info=True, extra={"session": self.session_id})
+            raise BadRequest(
+                f"the SDP offer was refused: {type(exc).__name__}: {exc}"[:300], code="invalid_sdp"
+            ) from None
         return str(self.pc.localDescription.sdp)
+
+    async def abort(self) -> None:
+        """Close a connection whose negotiation failed (aiortc may fail to close half-set-up
+        transports: that must not turn a 400 into a 500)."""
+        self.closed = True
+        try:
+            await self.pc.close()
+        except Exception:
+            log.debug("closing a half-negotiated peer failed", exc_info=True)
 
     def _codec_error(self, message: str) -> Exception:
         kind = "video" if "video" in message else "audio"
@@ -107,12 +116,13 @@ class Peer:
             if line.startswith("a=mid:"):
                 mid = line[6:]
             elif line.startswith("a=candidate:"):
+                cand = parse_candidate(line[2:], mid)
+                if mid not in mids:
+                    raise BadRequest(f"no m-section has mid {mid}", code="invalid_sdp")
                 try:
-                    cand = candidate_from_sdp(line[2:].split(":", 1)[1])
-                except (AssertionError, ValueError, IndexError) as exc:
-                    raise BadRequest(f"bad candidate line: {exc}", code="invalid_sdp") from None
-                cand.sdpMid = mid
-                await self.pc.addIceCandidate(cand)
+                    await self.pc.addIceCandidate(cand)
+                except ValueError as exc:  # e.g. after end-of-candidates
+                    raise BadRequest(f"candidate refused: {exc}", code="invalid_sdp") from None
                 added += 1
         return added
 
@@ -138,6 +148,8 @@ class Peer:
         self.closed = True
         try:
             await self.pc.close()
+        except Exception:  # a half-set-up transport; the connection is gone either way
+            log.debug("closing a peer failed", exc_info=True)
         finally:
             if self.on_end is not None:
                 result = self.on_end(self)
@@ -173,7 +185,7 @@ class Publisher(Peer):
         for kind in offer.kinds:
             chosen = negotiated_codec(answer, kind)
             if chosen is None:
-                await self.pc.close()
+                await self.abort()
                 raise unsupported_codec(kind, None)
             codecs[kind] = chosen
         for kind, (codec, params) in codecs.items():

@@ -6,13 +6,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from live.access import authorize_session
 from live.api import doc
-from live.auth import Host, Staff, principal
+from live.auth import VIEWER_COOKIE, Host, Principal, Staff, Viewer
 from live.errors import UnsupportedMediaType, ValidationFailed, VitrineError
 from live.http import JSON, read_body
-from live.sessions import require_session_actor
+from live.policy import Action
+from rtc.admission import Client, network_key
 from rtc.peers import Peer
-from rtc.sdp import MAX_SDP_BYTES, parse_offer
+from rtc.sdp import MAX_SDP_BYTES, parse_candidate, parse_offer
 from rtc.service import RelayService, RemoteViewer
 
 SDP = "application/sdp"
@@ -74,17 +76,40 @@ def _options(methods: str) -> Response:
     )
 
 
+def _client(request: Request, who: Principal | None) -> Client:
+    """The viewer as WHEP admission counts them: their address (as the ASGI server reports it,
+    behind a proxy from ``X-Forwarded-For`` when uvicorn trusts it: ``--forwarded-allow-ips``)
+    and who they are: the token's viewer, staff member or host, else the viewer cookie."""
+    address = network_key(request.client.host if request.client else None)
+    identity: str | None = None
+    if isinstance(who, Viewer):
+        identity = f"viewer:{who.viewer_id}"
+    elif isinstance(who, Staff):
+        identity = f"staff:{who.staff_id or 'admin'}"
+    elif isinstance(who, Host):
+        identity = f"host:{who.staff_id}"
+    else:
+        anon = request.app.state.tokens.read_cookie("viewer", request.cookies.get(VIEWER_COOKIE))
+        identity = f"anon:{anon}" if anon else None
+    return Client(address, identity)
+
+
 async def _negotiate(request: Request, prefix: str) -> Response:
-    """WHIP/WHEP POST: check who asks, then the session, then the offer; answer 201 with the SDP."""
+    """WHIP/WHEP POST: check who asks, then the session, then the offer; answer 201 with the SDP.
+    A refusal carries the CORS headers too: a player on another origin reads its error and
+    ``Retry-After``."""
+    try:
+        return await _answer(request, prefix)
+    except VitrineError as exc:
+        exc.headers = {**CORS, **exc.headers}
+        raise
+
+
+async def _answer(request: Request, prefix: str) -> Response:
     sid = request.path_params["id"]
     relay = _relay(request)
     publishing = prefix == "whip"
-    who = (
-        await require_session_actor(request, sid)
-        if publishing
-        else principal(request, required=False)
-    )
-    sess = await relay.session(sid)
+    who, sess = await authorize_session(request, sid)
     offer = parse_offer(await _offer_body(request), sending=publishing)
     if publishing:
         assert isinstance(who, Staff | Host)
@@ -93,7 +118,7 @@ async def _negotiate(request: Request, prefix: str) -> Response:
         if publishing_as is not None:  # a revocation of ``who`` stops this publication
             publishing_as[peer.id] = (peer, who)
     else:
-        peer = await relay.watch(sess, who, offer)
+        peer = await relay.watch(sess, who, offer, _client(request, who))
     return _created(request, prefix, peer)
 
 
@@ -117,6 +142,9 @@ async def _patch(request: Request, kind: str) -> Response:
             code="ice_restart_unsupported",
         )
     if isinstance(peer, RemoteViewer):
+        for line in fragment.splitlines():  # checked here: the worker can only log a bad one
+            if line.strip().startswith("a=candidate:"):
+                parse_candidate(line.strip()[2:], None)
         peer.link.notify("candidates", resource=rid, fragment=fragment)
     else:
         await peer.add_candidates(fragment)
@@ -126,7 +154,7 @@ async def _patch(request: Request, kind: str) -> Response:
 # -- WHIP ---------------------------------------------------------------------------------------
 @doc(
     "WHIP publish (RFC 9725): SDP offer in, SDP answer out; sets the session live",
-    auth="host or staff",
+    action=Action.PUBLISH,
     tag="rtc",
     responses={
         201: "SDP answer, Location, ETag",
@@ -157,11 +185,11 @@ async def resource_options(request: Request) -> Response:
 @doc(
     "WHIP stop publishing (viewers stay connected and see the host away)",
     tag="rtc",
-    auth="host or staff",
+    action=Action.PUBLISH,
     responses={200: "stopped", 404: "resource_not_found"},
 )
 async def whip_delete(request: Request) -> Response:
-    await require_session_actor(request, request.path_params["id"])
+    await authorize_session(request, request.path_params["id"])
     await _relay(request).stop(
         request.path_params["id"], request.path_params["resource"], "publisher"
     )
@@ -171,26 +199,27 @@ async def whip_delete(request: Request) -> Response:
 @doc(
     "WHIP trickle ICE (`application/trickle-ice-sdpfrag`)",
     tag="rtc",
-    auth="host or staff",
+    action=Action.PUBLISH,
     responses={204: "added", 412: "ETag mismatch", 422: "ice_restart_unsupported"},
 )
 async def whip_patch(request: Request) -> Response:
-    await require_session_actor(request, request.path_params["id"])
+    await authorize_session(request, request.path_params["id"])
     return await _patch(request, "publisher")
 
 
 # -- WHEP ---------------------------------------------------------------------------------------
 @doc(
     "WHEP watch: SDP offer in, SDP answer out; a viewer token is required for private sessions",
-    auth="viewer",
+    action=Action.WATCH,
     tag="rtc",
     responses={
         201: "SDP answer, Location, ETag",
         400: "invalid_sdp",
-        401: "viewer_token_required",
-        403: "wrong_session",
+        401: "invite_required",
+        403: "wrong_session | other_store | banned",
         409: "not_live",
         422: "codec_unsupported",
+        429: "too_many_joins (Retry-After): this address started too many joins just now",
         503: "relay_full (Retry-After)",
     },
 )
@@ -221,13 +250,13 @@ async def whep_patch(request: Request) -> Response:
 
 @doc(
     "Stream statistics: host bitrate, frame rate, resolution; per viewer RTT, loss, NACKs; viewer count",
-    auth="host or staff",
+    action=Action.SEE_COUNTERS,
     tag="rtc",
     responses={200: "stats"},
 )
 async def stream_stats(request: Request) -> Response:
     sid = request.path_params["id"]
-    await require_session_actor(request, sid)
+    await authorize_session(request, sid)
     return JSON(await _relay(request).stream_stats(sid))
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCRtpReceiver, RTCRtpSender, sdp
+from aiortc import RTCIceCandidate, RTCRtpReceiver, RTCRtpSender, sdp
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
@@ -14,6 +16,12 @@ from live.errors import BadRequest, ValidationFailed
 MAX_SDP_BYTES = 32 * 1024
 FORWARDABLE = {"video": ("video/vp8", "video/h264"), "audio": ("audio/opus",)}
 CANONICAL = {"video/vp8": "video/VP8", "video/h264": "video/H264", "audio/opus": "audio/opus"}
+# DTLS fingerprint algorithms aiortc verifies, and their digest length in bytes.
+FINGERPRINTS = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
+ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")  # RFC 8839 ice-char
+HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*")
+MDNS_NAME = re.compile(r"[A-Za-z0-9-]{1,63}\.local\.?")  # a browser's hidden host address
+CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
         desc = sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc's parser raises many kinds of errors on bad input
         raise BadRequest(f"the SDP offer could not be parsed: {exc}", code="invalid_sdp") from None
+    check_transport(desc)
     kinds: list[str] = []
     directions: dict[str, str] = {}
     codecs: dict[str, list[RTCRtpCodecParameters]] = {}
@@ -54,11 +63,6 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
         kinds.append(media.kind)
         directions[media.kind] = media.direction or "sendrecv"
         codecs[media.kind] = list(media.rtp.codecs)
-        if not media.ice or not media.ice.usernameFragment or not media.dtls:
-            raise BadRequest(
-                f"the {media.kind} section has no ICE credentials or DTLS fingerprint",
-                code="invalid_sdp",
-            )
     if not kinds:
         raise BadRequest("the SDP offer has no audio or video", code="invalid_sdp")
     wanted = ("sendonly", "sendrecv") if sending else ("recvonly", "sendrecv")
@@ -67,6 +71,89 @@ def parse_offer(body: bytes, *, sending: bool) -> Offer:
             role = "a publisher must send" if sending else "a viewer must receive"
             raise BadRequest(f"{role} {kind} (direction {direction})", code="invalid_sdp")
     return Offer(text, kinds, directions, codecs)
+
+
+def _invalid(detail: str) -> BadRequest:
+    return BadRequest(detail, code="invalid_sdp")
+
+
+def check_transport(desc: sdp.SessionDescription) -> None:
+    """What aiortc assumes of an offer but does not check, so that a bad one fails here with a
+    400 rather than inside aiortc (a 500, or an error in a background task after the 201):
+    every m-section has a unique ``a=mid`` and each BUNDLE mid names one; each has ICE
+    credentials (RFC 8839 lengths and characters), a DTLS fingerprint aiortc can verify
+    (sha-256/384/512, well-formed), ``a=setup``, ``a=rtcp-mux``, and well-formed candidates."""
+    mids: list[str] = []
+    for i, media in enumerate(desc.media):
+        where = f"m-section {i} ({media.kind})"
+        mid = media.rtp.muxId
+        if not mid:
+            raise _invalid(f"{where} has no a=mid")
+        if mid in mids:
+            raise _invalid(f"{where} repeats a=mid:{mid}")
+        mids.append(mid)
+        ice = media.ice
+        ufrag, pwd = (ice.usernameFragment, ice.password) if ice else (None, None)
+        if not ufrag or not pwd:
+            raise _invalid(f"{where} has no a=ice-ufrag / a=ice-pwd")
+        if not (4 <= len(ufrag) <= 256 and ICE_CHARS.fullmatch(ufrag)):
+            raise _invalid(f"{where}: a=ice-ufrag must be 4 to 256 ICE characters")
+        if not (22 <= len(pwd) <= 256 and ICE_CHARS.fullmatch(pwd)):
+            raise _invalid(f"{where}: a=ice-pwd must be 22 to 256 ICE characters")
+        if media.dtls is None or media.dtls.role is None:
+            raise _invalid(f"{where} has no a=setup")
+        prints = [f for f in media.dtls.fingerprints if f.algorithm.lower() in FINGERPRINTS]
+        if not prints:
+            raise _invalid(f"{where} has no a=fingerprint with sha-256, sha-384 or sha-512")
+        for f in prints:
+            size = FINGERPRINTS[f.algorithm.lower()]
+            if not HEX_PAIRS.fullmatch(f.value) or len(f.value) != size * 3 - 1:
+                raise _invalid(f"{where}: a=fingerprint:{f.algorithm} is not {size} hex bytes")
+        if media.kind in ("audio", "video") and not media.rtcp_mux:
+            raise _invalid(f"{where} has no a=rtcp-mux (RTP and RTCP must share one port)")
+        for cand in media.ice_candidates:
+            check_candidate(cand)
+    for group in desc.group:
+        if group.semantic == "BUNDLE":
+            for item in group.items:
+                if str(item) not in mids:
+                    raise _invalid(f"a=group:BUNDLE names mid {item}, which no m-section has")
+
+
+def check_candidate(cand: RTCIceCandidate) -> None:
+    """An ICE candidate aioice can use: UDP or TCP, component 1 or 2, a known type, a port in
+    range, and an IP address or a browser's mDNS ``….local`` name (no DNS look-ups)."""
+    text = f"candidate {cand.foundation}"
+    if cand.component not in (1, 2):
+        raise _invalid(f"{text}: component must be 1 or 2")
+    protocol = (cand.protocol or "").lower()
+    if protocol not in ("udp", "tcp"):
+        raise _invalid(f"{text}: transport must be udp or tcp")
+    if cand.type not in CANDIDATE_TYPES:
+        raise _invalid(f"{text}: type must be one of {', '.join(CANDIDATE_TYPES)}")
+    low = 0 if protocol == "tcp" else 1  # a TCP active candidate has port 9 or 0
+    if not low <= cand.port <= 65535:
+        raise _invalid(f"{text}: port {cand.port} is out of range")
+    if cand.relatedPort is not None and not 0 <= cand.relatedPort <= 65535:
+        raise _invalid(f"{text}: rport {cand.relatedPort} is out of range")
+    if not 0 <= cand.priority < 2**32:
+        raise _invalid(f"{text}: priority is out of range")
+    if not MDNS_NAME.fullmatch(cand.ip or ""):
+        try:
+            ipaddress.ip_address(cand.ip)
+        except ValueError:
+            raise _invalid(f"{text}: {cand.ip!r} is not an IP address or mDNS name") from None
+
+
+def parse_candidate(line: str, mid: str | None) -> RTCIceCandidate:
+    """One trickled ``a=candidate:…`` line (PATCH), checked like the offer's."""
+    try:
+        cand = sdp.candidate_from_sdp(line.split(":", 1)[1])
+    except (AssertionError, ValueError, IndexError) as exc:
+        raise _invalid(f"bad candidate line: {exc or 'too few fields'}") from None
+    check_candidate(cand)
+    cand.sdpMid = mid
+    return cand
 
 
 def _params(codec: str, params: dict[str, Any]) -> RTCRtpCodecParameters:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,9 +17,17 @@ from sqlalchemy import select
 from live.auth import Host, Principal, Staff, Viewer
 from live.config import Settings
 from live.db import Database
-from live.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from live.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    ValidationFailed,
+)
 from live.models import LiveSession, SessionViewer
 from live.sessions import ensure_session
+from rtc.admission import Client, Holdings, JoinBuckets
 from rtc.broadcast import Broadcast
 from rtc.load import CpuGauge
 from rtc.peers import Peer, Publisher
@@ -86,6 +95,7 @@ class RelayService:
         emit: Emit,
         on_forward: Callable[[str, int], None] | None = None,
         on_reject: Callable[[str], None] | None = None,
+        on_close: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -96,6 +106,11 @@ class RelayService:
         self.max_cpu = settings.relay_max_cpu
         self.max_lag_ms = settings.relay_max_lag_ms
         self.gauge = CpuGauge()
+        self.connect_timeout = settings.whep_connect_timeout
+        self.joins = JoinBuckets(settings.whep_joins_per_minute)
+        self.holdings = Holdings(settings.whep_per_viewer)
+        self.closed_early: dict[str, int] = {}  # "not_connected" / "per_viewer" -> viewers closed
+        self._on_close = on_close
         self._joining = 0  # local viewers being negotiated
         self.broadcasts: dict[str, Broadcast] = {}
         self.publishers: dict[str, Publisher] = {}  # session id -> current publisher
@@ -124,8 +139,13 @@ class RelayService:
         if b is not None:
             b.request_keyframe("join")
 
-    def _worker_left(self, link: WorkerLink, resource_id: str, session_id: str) -> None:
+    def _worker_left(
+        self, link: WorkerLink, resource_id: str, session_id: str, reason: str | None = None
+    ) -> None:
         self.remote.pop(resource_id, None)
+        self.holdings.remove(resource_id)
+        if reason:
+            self._closed_early(reason)
         if session_id not in link.sessions():
             sink = self._feeds.pop((session_id, link), None)
             b = self.broadcasts.get(session_id)
@@ -150,6 +170,22 @@ class RelayService:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         if self._on_reject is not None:
             self._on_reject(reason)
+
+    def _closed_early(self, reason: str) -> None:
+        self.closed_early[reason] = self.closed_early.get(reason, 0) + 1
+        if self._on_close is not None:
+            self._on_close(reason)
+
+    @property
+    def connecting(self) -> int:
+        """Viewer connections that hold a slot but have not connected yet (all processes)."""
+        here = sum(
+            1
+            for p in self.peers.values()
+            if isinstance(p, ViewerPeer) and not p.connected_once and not p.closed
+        )
+        links = self.pool.live_links() if self.pool is not None else []
+        return here + self._joining + sum(k.connecting + k.joining for k in links)
 
     # -- publishing --------------------------------------------------------------------------
     async def session(self, session_id: str) -> LiveSession:
@@ -177,7 +213,7 @@ class RelayService:
         try:
             pub.answer = await pub.start(offer, keep)
         except Exception:
-            await pub.pc.close()
+            await pub.abort()
             raise
         if current is not None and not current.closed:
             current.on_end = None  # replaced: the new publisher takes over without an "away"
@@ -274,11 +310,12 @@ class RelayService:
 
     # -- watching ----------------------------------------------------------------------------
     async def watch(
-        self, sess: LiveSession, who: Principal | None, offer: Offer
+        self, sess: LiveSession, who: Principal | None, offer: Offer, client: Client | None = None
     ) -> ViewerPeer | RemoteViewer:
+        """Admit a viewer (:mod:`rtc.admission`): the session's rules, then the joins its address
+        may start, the relay's capacity; once answered, the viewer's oldest connection over
+        ``VITRINE_WHEP_PER_VIEWER`` closes, and this one closes unless it connects in time."""
         session_id = sess.id
-        if sess.kind == "private" or who is not None:
-            self._check_viewer(session_id, who)
         if isinstance(who, Viewer):
             async with self.db.read() as s:
                 row = await s.get(SessionViewer, who.viewer_id)
@@ -293,25 +330,72 @@ class RelayService:
                 "the host is not streaming yet", code="not_live", headers={"Retry-After": "3"}
             )
         viewer_id = who.viewer_id if isinstance(who, Viewer) else None
-        place = self._place()
+        client = client or Client("-", None)
+        wait = self.joins.take(client.address)
+        if wait > 0:
+            self._reject("rate_limited")
+            raise RateLimited(
+                "too many viewers joined from this address just now; try again shortly",
+                code="too_many_joins",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        try:
+            place = self._place()
+        except Unavailable:
+            self.joins.give_back(client.address)  # it took no slot
+            raise
+        identity = f"{session_id}/{client.identity}" if client.identity else None
         if place is not None:
-            return await self._watch_remote(place, broadcast, offer, viewer_id)
+            rv = await self._watch_remote(place, broadcast, offer, viewer_id)
+            self._hold(identity, rv.id)
+            return rv
         peer = ViewerPeer(session_id, self.config(), broadcast, viewer_id)
         self._joining += 1  # counted against capacity while it negotiates
         try:
             peer.answer = await peer.start(offer)
         except ValidationFailed:
             self._reject("codec_unsupported")
-            await peer.pc.close()
+            await peer.abort()
             raise
         except Exception:
-            await peer.pc.close()
+            await peer.abort()
             raise
         finally:
             self._joining -= 1
         self.peers[peer.id] = peer
         peer.on_end = self._viewer_ended
+        self._spawn(self._expire_unless_connected(peer))
+        self._hold(identity, peer.id)
         return peer
+
+    def _hold(self, identity: str | None, resource_id: str) -> None:
+        """Count a new connection against its viewer; close their oldest over the limit."""
+        for old in self.holdings.add(identity, resource_id):
+            self._closed_early("per_viewer")
+            log.info("viewer over %d connections: closing the oldest", self.holdings.limit)
+            rv = self.remote.get(old)
+            if rv is not None:
+                rv.link.leave(old)
+            elif (peer := self.peers.get(old)) is not None:
+                self._spawn(self._drop_quietly(peer))
+
+    async def _expire_unless_connected(self, peer: Peer) -> None:
+        """Free the slot of a viewer that has not completed ICE and DTLS in time."""
+        await asyncio.sleep(self.connect_timeout)
+        if not peer.connected_once and not peer.closed:
+            log.info(
+                "viewer did not connect in %.0f s: closing it",
+                self.connect_timeout,
+                extra={"session": peer.session_id, "resource": peer.id},
+            )
+            self._closed_early("not_connected")
+            await self._drop_quietly(peer)
+
+    async def _drop_quietly(self, peer: Peer) -> None:
+        try:
+            await self._drop(peer)
+        except Exception:  # a background close must never fail unseen
+            log.exception("closing a viewer failed", extra={"session": peer.session_id})
 
     def loads(self) -> list[ProcessLoad]:
         """Each relay process's viewers (those negotiating included), CPU and loop lag."""
@@ -351,7 +435,12 @@ class RelayService:
         sid = broadcast.session_id
         try:
             reply = await link.watch(
-                sid, offer.sdp, dict(broadcast.codecs), dict(broadcast.codec_params), viewer_id
+                sid,
+                offer.sdp,
+                dict(broadcast.codecs),
+                dict(broadcast.codec_params),
+                viewer_id,
+                self.connect_timeout,
             )
         except ValidationFailed:
             self._reject("codec_unsupported")
@@ -369,19 +458,10 @@ class RelayService:
             broadcast.feeds.add(sink)
         return rv
 
-    def _check_viewer(self, session_id: str, who: Principal | None) -> None:
-        if who is None:
-            raise Unauthorized(
-                "this session is private: a viewer token is required", code="viewer_token_required"
-            )
-        if isinstance(who, Staff):
-            return
-        if who.session_id != session_id:
-            raise Forbidden("this token belongs to another session", code="wrong_session")
-
     async def _viewer_ended(self, peer: Peer) -> None:
         assert isinstance(peer, ViewerPeer)
         self.peers.pop(peer.id, None)
+        self.holdings.remove(peer.id)
         peer.detach()
         self._forget_if_idle(peer.session_id)
 
@@ -503,7 +583,8 @@ class RelayService:
         return ended
 
     async def reap(self, max_age: float = 30.0) -> int:
-        """Close peers that never connected (a closed tab before ICE finished)."""
+        """Close peers that never connected (a closed tab before ICE finished); viewers are
+        closed sooner, one by one, ``VITRINE_WHEP_CONNECT_TIMEOUT`` after their answer."""
         now = time.monotonic()
         stale = [
             p for p in self.peers.values() if not p.connected_once and now - p.created > max_age

@@ -40,6 +40,7 @@ class RelayWorker:
         self.peers: dict[str, Viewer] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.gauge = CpuGauge()
+        self.expired: set[str] = set()  # viewers being closed for not connecting in time
 
     def send(self, obj: dict[str, Any]) -> None:
         if not self.writer.is_closing():
@@ -71,8 +72,9 @@ class RelayWorker:
             try:
                 answer = await peer.start(offer)
             except Exception:
-                await peer.pc.close()
+                await peer.abort()
                 raise
+            timeout = float(msg.get("connect_timeout", 10.0))
         except VitrineError as exc:
             self.send(
                 {
@@ -98,19 +100,35 @@ class RelayWorker:
             return
         self.peers[peer.id] = peer
         peer.on_end = self._ended
+        self.spawn(self._expire_unless_connected(peer, timeout))
         self.send(
             {"op": "answer", "req": req, "resource": peer.id, "sdp": answer, "etag": peer.etag}
         )
 
     def report_load(self) -> None:
         """Tell the origin this process's CPU and loop lag (it places viewers by them)."""
-        self.send({"op": "load", "cpu": self.gauge.busy, "lag": self.gauge.lag})
+        connecting = sum(1 for p in self.peers.values() if not p.connected_once)
+        self.send(
+            {"op": "load", "cpu": self.gauge.busy, "lag": self.gauge.lag, "connecting": connecting}
+        )
+
+    async def _expire_unless_connected(self, peer: Viewer, after: float) -> None:
+        """Free the slot of a viewer that has not completed ICE and DTLS in time."""
+        await asyncio.sleep(after)
+        if not peer.connected_once and not peer.closed:
+            self.expired.add(peer.id)
+            try:
+                await peer.close()
+            except Exception:
+                log.exception("closing a viewer failed")
 
     async def _ended(self, peer: Peer) -> None:
         assert isinstance(peer, Viewer)
         self.peers.pop(peer.id, None)
         peer.detach()
-        self.send({"op": "left", "resource": peer.id, "session": peer.session_id})
+        reason = "not_connected" if peer.id in self.expired else None
+        self.expired.discard(peer.id)
+        self.send({"op": "left", "resource": peer.id, "session": peer.session_id, "reason": reason})
         if not any(p.session_id == peer.session_id for p in self.peers.values()):
             b = self.broadcasts.pop(peer.session_id, None)
             if b is not None:

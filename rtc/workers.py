@@ -36,7 +36,7 @@ class WorkerLink:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         on_keyframe: Callable[[str], None],
-        on_left: Callable[[WorkerLink, str, str], None],
+        on_left: Callable[[WorkerLink, str, str, str | None], None],
     ) -> None:
         self.index = index
         self.reader, self.writer = reader, writer
@@ -47,6 +47,7 @@ class WorkerLink:
         self.joining = 0
         self.lag = 0.0  # the worker's event loop lateness (rtc.load), seconds
         self.cpu = 0.0  # the worker's loop CPU (rtc.load), reported four times a second
+        self.connecting = 0  # its viewers not connected yet, reported with the load
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self.closed = False
@@ -101,6 +102,7 @@ class WorkerLink:
         codecs: dict[str, str],
         params: dict[str, Any],
         viewer_id: str | None,
+        connect_timeout: float = 10.0,
     ) -> dict[str, Any]:
         self.joining += 1  # counted against capacity while the worker negotiates
         try:
@@ -111,6 +113,7 @@ class WorkerLink:
                 codecs=codecs,
                 params=params,
                 viewer_id=viewer_id,
+                connect_timeout=connect_timeout,
             )
         finally:
             self.joining -= 1
@@ -146,13 +149,15 @@ class WorkerLink:
                 elif op == "load":
                     self.cpu = float(msg.get("cpu", 0.0))
                     self.lag = float(msg.get("lag", 0.0))
+                    self.connecting = int(msg.get("connecting", 0))
                 elif op == "keyframe":
                     self.on_keyframe(str(msg.get("session")))
                 elif op == "left":
                     rid = str(msg.get("resource"))
                     sid = self.viewers.pop(rid, None)
                     if sid is not None:
-                        self.on_left(self, rid, sid)
+                        reason = msg.get("reason")
+                        self.on_left(self, rid, sid, str(reason) if reason else None)
         except (asyncio.IncompleteReadError, ConnectionError, WireError) as exc:
             if not isinstance(exc, asyncio.IncompleteReadError):
                 log.warning("relay worker link %d failed: %s", self.index, exc)
@@ -170,7 +175,7 @@ class WorkerLink:
                     )
             viewers, self.viewers = self.viewers, {}
             for rid, sid in viewers.items():
-                self.on_left(self, rid, sid)
+                self.on_left(self, rid, sid, None)
             self.writer.close()
 
 
@@ -178,7 +183,9 @@ class WorkerPool:
     """Starts ``count`` worker processes on this machine and keeps a link to each."""
 
     def __init__(
-        self, on_keyframe: Callable[[str], None], on_left: Callable[[WorkerLink, str, str], None]
+        self,
+        on_keyframe: Callable[[str], None],
+        on_left: Callable[[WorkerLink, str, str, str | None], None],
     ) -> None:
         self.on_keyframe, self.on_left = on_keyframe, on_left
         self.secret = secrets.token_urlsafe(24)

@@ -101,6 +101,18 @@ def build_directory(rng: random.Random) -> tuple[Rows, Rows, Rows]:
                 }
             )
             owners.setdefault(s.id, []).append(associate_id(s.id, n))
+    names = random.Random("managers")  # their own draws: the rest of the demo is unchanged
+    for s in data.STORES:
+        name = f"{names.choice(data.SURNAMES)} {names.choice(data.GIVEN_NAMES)}"
+        staff.append(
+            {
+                "id": f"sf_{s.id}_mgr",
+                "name": name,
+                "role": "manager",
+                "store_id": s.id,
+                "email": _email(name, len(staff)),
+            }
+        )
     weights = [3 if s.live else 1 for s in data.STORES]
     clients: Rows = []
     for n in range(1, data.CLIENTS + 1):

@@ -159,6 +159,6 @@ def test_live_counters_for_the_host(server: LiveServer, world: dict[str, Any]) -
     assert (got["viewers_now"], got["reach"], got["buyers"], got["revenue"]) == (2, 2, 1, 1000)
     assert _report(server, world["admin"], f"/api/sessions/{pub}/live-counters").status_code == 200
     other = _report(server, world["private"]["host_token"], f"/api/sessions/{pub}/live-counters")
-    assert other.status_code == 403 and other.json()["error"] == "host_only"
+    assert other.status_code == 403 and other.json()["error"] == "wrong_session"
     assert _report(server, host, f"/api/sessions/{priv}/live-counters").status_code == 403
     assert _report(server, world["admin"], "/api/sessions/se_nope/live-counters").status_code == 404

@@ -132,7 +132,7 @@ def test_session_products_are_cards_with_live_stock(
         assert anon.get("/api/sessions/se_nope/products").status_code == 404
     with server.client(join_buyer(server, pub, card=None)) as public_viewer:
         r = public_viewer.get(f"/api/sessions/{priv}/products")
-        assert (r.status_code, r.json()["error"]) == (403, "invite_required")
+        assert (r.status_code, r.json()["error"]) == (403, "wrong_session")
     with server.client("v1.forged.token") as forged:
         assert forged.get(f"/api/sessions/{priv}/products").status_code == 401
     with server.client(world["admin"]) as staff:
@@ -196,6 +196,6 @@ def test_associates_set_their_own_store_stock_only(
         r = c.put(
             f"/api/products/{product['id']}/stock", json={"store_id": other["id"], "quantity": 3}
         )
-        assert (r.status_code, r.json()["error"]) == (403, "role_required")
+        assert (r.status_code, r.json()["error"]) == (403, "other_store")
         r = c.post("/api/products", json={"title": "x", "price": 1, "currency": "CNY"})
         assert r.status_code == 403

@@ -50,3 +50,22 @@ def test_every_endpoint_is_documented(tmp_path: Path) -> None:
     assert missing_readme == [], "routes missing from the README API table"
     spec = build(list(app.routes))
     assert spec["openapi"].startswith("3.") and "/api/sessions" in spec["paths"]
+
+
+def test_the_readme_who_column_is_the_routes_policy_action(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=str(tmp_path), secret_key="k" * 32).resolved())
+    rows = {}
+    for row in _table_rows("HTTP API") + _table_rows("Pages"):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[1]
+    wrong = []
+    for path, methods, endpoint in iter_routes(list(app.routes)):
+        for method in methods:
+            fn = getattr(endpoint, method.lower(), endpoint)
+            d = getattr(fn, "__vitrine_doc__", None)
+            clean = re.sub(r"{(\w+):\w+}", r"{\1}", path)
+            key = f"{method} {clean}"
+            if d is not None and d.action is not None and key in rows:
+                if rows[key] != f"`{d.action.value}`":
+                    wrong.append((key, rows[key], d.action.value))
+    assert wrong == [], "README who column disagrees with the route's policy action"

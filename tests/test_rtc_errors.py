@@ -90,7 +90,7 @@ async def test_private_stream_needs_a_viewer_token(
         await host.publish(http, sid, token)
         public_viewer = await join(http, world["public"]["id"])
         for tok, status, code in (
-            (None, 401, "viewer_token_required"),
+            (None, 401, "invite_required"),
             ("garbage", 401, "invalid_token"),
             (public_viewer, 403, "wrong_session"),
         ):
@@ -310,3 +310,101 @@ async def test_ice_ports_stay_in_the_configured_range(
         ]
         assert ports and all(low <= p <= low + 19 for p in ports), ports
         await host.pc.close()  # type: ignore[union-attr]
+
+
+def _mutations() -> dict[str, Callable[[str], str]]:
+    import re
+
+    def sub(pattern: str, repl: str) -> Callable[[str], str]:
+        return lambda s: re.sub(pattern, repl, s, flags=re.M)
+
+    return {
+        "mid not in BUNDLE": sub(r"^a=mid:0", "a=mid:x"),
+        "no fingerprint": sub(r"^a=fingerprint:.*\r\n", ""),
+        "no ice-ufrag": sub(r"^a=ice-ufrag:.*\r\n", ""),
+        "no ice-pwd": sub(r"^a=ice-pwd:.*\r\n", ""),
+        "candidate port": sub(r"^(a=candidate:\S+ \d \S+ \d+ \S+) \d+", r"\1 99999"),
+        "candidate address": sub(r"^(a=candidate:\S+ \d \S+ \d+) \S+", r"\1 999.1.1.1"),
+        "no setup": sub(r"^a=setup:.*\r\n", ""),
+    }
+
+
+async def test_malformed_offers_are_a_400_and_leave_no_error_behind(
+    server: LiveServer,
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """WHEP and WHIP offers with a mid outside their BUNDLE group, no fingerprint, no ICE
+    credentials or bad candidates: a 400 JSON error, never a 500 or a 201 that fails later in
+    an aiortc task (asyncio's exception handler, in the server's loop too, sees nothing)."""
+    import gc
+    import logging
+
+    errors: list[dict[str, Any]] = []
+    original = asyncio.BaseEventLoop.call_exception_handler
+
+    def record(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        errors.append(context)
+        original(loop, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "call_exception_handler", record)
+    caplog.set_level(logging.WARNING)
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    host = Host(audio=False)
+    async with server.aclient() as http:
+        # WHIP first: the host's offer, broken in each way, before the real one.
+        pc = peer()
+        pc.addTransceiver("video", direction="sendonly")
+        pc.addTransceiver("audio", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        good = pc.localDescription.sdp
+        for name, change in _mutations().items():
+            r = await http.post(
+                f"/whip/{sid}", content=change(good), headers={**SDP, **bearer(token)}
+            )
+            assert r.status_code == 400, (name, r.status_code, r.text)
+            assert r.json()["error"] == "invalid_sdp" and r.json()["detail"], (name, r.text)
+        await pc.close()
+        await host.publish(http, sid, token)
+        viewer = await join(http, sid)
+        pc = peer()
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        good = pc.localDescription.sdp
+        for name, change in _mutations().items():
+            for tok in (None, viewer):
+                r = await http.post(
+                    f"/whep/{sid}",
+                    content=change(good),
+                    headers={**SDP, **(bearer(tok) if tok else {})},
+                )
+                assert r.status_code == 400, (name, r.status_code, r.text)
+                assert r.json()["error"] == "invalid_sdp" and r.json()["detail"], (name, r.text)
+        await pc.close()
+        # Trickled candidates are checked the same way.
+        w = Watcher()
+        conn = await w.watch(http, sid, viewer)
+        for frag in (
+            "a=mid:0\r\na=candidate:1 1 udp 2113937151 192.0.2.1 99999 typ host\r\n",
+            "a=mid:0\r\na=candidate:1 1 udp 2113937151 no.such.host 5000 typ host\r\n",
+            "a=mid:zz\r\na=candidate:1 1 udp 2113937151 192.0.2.1 5000 typ host\r\n",
+            "a=mid:0\r\na=candidate:1 1\r\n",
+        ):
+            r = await http.patch(
+                conn.location,
+                content=frag,
+                headers={"content-type": "application/trickle-ice-sdpfrag"},
+            )
+            assert r.status_code == 400 and r.json()["error"] == "invalid_sdp", (frag, r.text)
+        await await_for(lambda: len(w.frames) >= 10, 30, what="a good viewer still watches")
+        relay = server.app.state.relay
+        assert relay.viewer_count == 1, "no refused offer holds a slot"
+        await w.close()
+        await host.pc.close()  # type: ignore[union-attr]
+        await await_for(lambda: not relay.peers, 20, what="the relay let go of every peer")
+    gc.collect()  # "Task exception was never retrieved" is reported when the task is collected
+    assert errors == [], errors
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert bad == [], [r.getMessage() for r in bad]

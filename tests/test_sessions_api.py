@@ -88,7 +88,7 @@ def test_start_and_end(server: LiveServer, world: dict[str, Any]) -> None:
         assert (r.status_code, r.json()["error"]) == (409, "session_ended")
     with server.client(world["private"]["host_token"]) as other_host:
         r = other_host.post(f"/api/sessions/{pub['id']}/start")
-        assert (r.status_code, r.json()["error"]) == (403, "host_only")
+        assert (r.status_code, r.json()["error"]) == (403, "wrong_session")
 
 
 def test_bad_input_is_a_clear_4xx(server: LiveServer, world: dict[str, Any]) -> None:

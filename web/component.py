@@ -17,6 +17,7 @@ from live.auth import Host, Staff
 from live.errors import NotFound, PayloadTooLarge
 from live.http import read_body
 from live.models import LiveSession
+from live.policy import Action, allowed
 from live.sessions import ensure_session
 from web import signin
 from web.pages import SECURITY_HEADERS, message, redirect, render
@@ -139,7 +140,7 @@ async def logout(request: Request) -> Response:
 @doc(
     "The host's studio (camera, go live, products, questions, chat, counters); `?token=` signs the host in",
     tag="pages",
-    auth="host or staff",
+    action=Action.RUN_SESSION,
     responses={303: "sign in first", 403: "not this session's host"},
 )
 async def studio(request: Request) -> Response:
@@ -165,7 +166,7 @@ async def studio(request: Request) -> Response:
     signed = signin.host_cookie(request, sid) or signin.staff_cookie(request)
     if signed is None:
         return _login_redirect(request)
-    if not signin.may_host(signed.who, sid, sess.host_id):
+    if not signin.may_host(signed.who, sess):
         return message(
             "Not your studio",
             "Only this session's host may open its studio.",
@@ -206,13 +207,15 @@ async def watch(request: Request) -> Response:
 @doc(
     "The marketer's dashboard: sessions, reach against conversion, private vs public, funnels",
     tag="pages",
-    auth="staff",
+    action=Action.SEE_REPORTS,
     responses={303: "sign in first"},
 )
 async def dashboard(request: Request) -> Response:
     signed = signin.staff_cookie(request)
     if signed is None or not isinstance(signed.who, Staff):
         return _login_redirect(request)
+    if not allowed(signed.who, Action.SEE_REPORTS):
+        return message("Not for you", "Your role does not see reports.", 403)
     return render("dashboard.html", private=True, role=signed.who.role)
 
 

@@ -9,14 +9,16 @@ path, so it never replaces a staff member's own sign-in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from live import csrf
-from live.auth import STAFF_COOKIE, Host, Principal, Staff, Tokens
+from live.auth import STAFF_COOKIE, Host, Principal, Tokens
 from live.errors import Unauthorized
+from live.policy import Action, Target, allowed
 
 HOST_COOKIE = "vitrine_host"
 
@@ -129,10 +131,6 @@ def landing(who: Principal) -> str:
     return "/dashboard"
 
 
-def may_host(who: Principal, session_id: str, host_id: str) -> bool:
-    """Who may open a session's studio: its host, an admin or a marketer (who schedule sessions)."""
-    if isinstance(who, Host):
-        return who.session_id == session_id
-    if isinstance(who, Staff):
-        return who.role in ("admin", "marketer") or who.staff_id == host_id
-    return False
+def may_host(who: Principal, sess: Any) -> bool:
+    """Who may open a session's studio: whom the access policy lets run the session."""
+    return bool(allowed(who, Action.RUN_SESSION, Target.of_session(sess)))

@@ -7,10 +7,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from catalog.deals import Deals
+from live.access import authorize_session
 from live.api import doc
-from live.auth import require_host_or_staff
 from live.http import JSON, json_body
-from live.sessions import ensure_session
+from live.policy import Action
 
 
 def _deals(request: Request) -> Deals:
@@ -20,7 +20,7 @@ def _deals(request: Request) -> Deals:
 @doc(
     "Start a flash deal `{price, quantity, per_viewer_limit?, ends_at | duration_s, product_id?}` on the pinned "
     "(or named) product; the room gets `deal_started`",
-    auth="host or staff",
+    action=Action.RUN_DEALS,
     body={"type": "object", "required": ["price", "quantity"]},
     responses={
         201: "started",
@@ -30,26 +30,25 @@ def _deals(request: Request) -> Deals:
 )
 async def start_deal(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
+    await authorize_session(request, sid)
     return JSON(await _deals(request).start(sid, await json_body(request)), status_code=201)
 
 
 @doc(
     "End a deal now; the room gets `deal_ended` and the price reverts",
-    auth="host or staff",
+    action=Action.RUN_DEALS,
     responses={404: "deal_not_found"},
 )
 async def end_deal(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
+    await authorize_session(request, sid)
     return JSON(await _deals(request).end(request.path_params["deal_id"], "host", session_id=sid))
 
 
-@doc("The session's deals, running and ended", auth="host or staff")
+@doc("The session's deals, running and ended", action=Action.RUN_DEALS)
 async def list_deals(request: Request) -> Response:
     sid = request.path_params["id"]
-    require_host_or_staff(request, sid)
-    await ensure_session(request.app.state.db, sid)
+    await authorize_session(request, sid)
     return JSON(await _deals(request).list(sid))
 
 

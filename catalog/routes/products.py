@@ -9,11 +9,11 @@ from starlette.routing import BaseRoute, Route
 from catalog import products
 from catalog.buyers import load_buyer
 from catalog.cards import session_products
+from live.access import authorize, authorize_session
 from live.api import doc
-from live.auth import Viewer, principal, require_staff, require_viewer
-from live.errors import Forbidden, Unauthorized
+from live.auth import Viewer
 from live.http import JSON, json_body
-from live.sessions import can_see_private, ensure_session
+from live.policy import Action, Target
 
 _OBJ = {"type": "object"}
 _VARIANT = {
@@ -30,10 +30,10 @@ _VARIANT = {
 
 @doc(
     "List products (`?store_id=`: that store's and brand-wide products, with the store's stock)",
-    auth="staff",
+    action=Action.SEE_CATALOG,
 )
 async def list_products(request: Request) -> Response:
-    require_staff(request)
+    authorize(request)
     return JSON(
         await products.list_products(
             request.app.state.db, store_id=request.query_params.get("store_id")
@@ -44,7 +44,7 @@ async def list_products(request: Request) -> Response:
 @doc(
     "Create a product `{title, price, currency, store_id?, description?, images?, variants?: [{size, colour, "
     "sku, price?}]}`; without variants it gets one",
-    auth="staff",
+    action=Action.MANAGE_PRODUCTS,
     body={
         "type": "object",
         "required": ["title", "price", "currency"],
@@ -56,7 +56,7 @@ async def list_products(request: Request) -> Response:
     responses={201: "created, with variant ids", 422: "invalid field"},
 )
 async def create_product(request: Request) -> Response:
-    require_staff(request, "admin", "marketer")
+    authorize(request)
     return JSON(
         await products.create_product(request.app.state.db, await json_body(request)),
         status_code=201,
@@ -65,23 +65,23 @@ async def create_product(request: Request) -> Response:
 
 @doc(
     "Show one product with its variants and stock per store",
-    auth="staff",
+    action=Action.SEE_CATALOG,
     responses={404: "unknown product"},
 )
 async def get_product(request: Request) -> Response:
-    require_staff(request)
+    authorize(request)
     return JSON(await products.get_product(request.app.state.db, request.path_params["id"]))
 
 
 @doc(
     "Update a product (any of title, description, price, currency, images, active; `variants` by id are "
     "changed, without id added)",
-    auth="staff",
+    action=Action.MANAGE_PRODUCTS,
     body=_OBJ,
     responses={404: "unknown product"},
 )
 async def update_product(request: Request) -> Response:
-    require_staff(request, "admin", "marketer")
+    authorize(request)
     return JSON(
         await products.update_product(
             request.app.state.db, request.path_params["id"], await json_body(request)
@@ -91,53 +91,49 @@ async def update_product(request: Request) -> Response:
 
 @doc(
     "Set a store's stock of a variant `{store_id, variant_id, quantity}`",
-    auth="staff",
+    action=Action.MANAGE_STOCK,
     body={"type": "object", "required": ["store_id", "quantity"]},
     responses={404: "unknown product or store", 422: "invalid_variant | invalid"},
 )
 async def set_stock(request: Request) -> Response:
-    staff = require_staff(request)
     data = await json_body(request)
-    if staff.role == "associate" and data.get("store_id") != staff.store_id:
-        raise Forbidden("an associate sets the stock of their own store only", code="role_required")
+    store = data.get("store_id")
+    authorize(request, Target(store_id=store if isinstance(store, str) else "-"))
     return JSON(await products.set_stock(request.app.state.db, request.path_params["id"], data))
 
 
-async def _may_see(request: Request, session_id: str) -> None:
-    sess = await ensure_session(request.app.state.db, session_id)
-    if sess.kind == "public":
-        return
-    p = principal(request, required=False)
-    if p is None:
-        raise Unauthorized(
-            "this session is by invitation only: use your viewer token", code="invite_required"
-        )
-    if not can_see_private(p, session_id):
-        raise Forbidden("this session is by invitation only", code="invite_required")
+async def _may_see(request: Request, session_id: str) -> str | None:
+    """The viewer asking (their id), once the policy lets the caller see the session."""
+    p, _ = await authorize_session(request, session_id)
     if isinstance(p, Viewer):
         async with request.app.state.db.read() as s:
             await load_buyer(s, p)
+        return p.viewer_id
+    return None
 
 
 @doc(
     "The session's products as cards: variants with live stock at the session's store, running deals. "
+    "`price_now` is what one unit costs now: with a viewer token of the session, for that viewer (the deal "
+    "price only within their per-viewer limit, `deal.claimed` their units). "
     "Private sessions: viewer token of the session, host or staff",
-    responses={401: "invite_required", 403: "invite_required", 404: "session_not_found"},
+    action=Action.WATCH,
+    responses={401: "invite_required", 403: "other_store", 404: "session_not_found"},
 )
 async def list_session_products(request: Request) -> Response:
     sid = request.path_params["id"]
-    await _may_see(request, sid)
-    return JSON(await session_products(request.app.state.db, sid))
+    viewer_id = await _may_see(request, sid)
+    return JSON(await session_products(request.app.state.db, sid, viewer_id))
 
 
 @doc(
     "Card-open beacon: the viewer opened a product's card (analytics `card_opened`)",
-    auth="viewer",
+    action=Action.BUY,
     responses={204: "recorded", 404: "product_not_found"},
 )
 async def card_opened(request: Request) -> Response:
     sid, pid = request.path_params["id"], request.path_params["pid"]
-    who = require_viewer(request, sid)
+    who, sess = await authorize_session(request, sid)
     st = request.app.state
     st.catalog_limits.check("beacon", who.viewer_id)
     async with st.db.read() as s:
@@ -145,7 +141,6 @@ async def card_opened(request: Request) -> Response:
     from catalog.cards import pin_card
 
     await pin_card(st.db, sid, pid)  # 404 when the product is not in the session
-    sess = await ensure_session(st.db, sid)
     st.catalog_signals.track(
         "card_opened", sid, who.viewer_id, product_id=pid, replay=sess.status == "ended"
     )

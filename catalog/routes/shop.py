@@ -8,10 +8,10 @@ from starlette.routing import BaseRoute, Route
 
 from catalog import carts, orders, profiles
 from catalog.checkout import Checkout, idempotency_key, parse_order
+from live.access import authorize
 from live.api import doc
-from live.auth import Staff, Viewer, principal, require_staff, require_viewer
-from live.errors import Forbidden
 from live.http import JSON, json_body, query_int
+from live.policy import Action, Target, require
 
 _PROFILE = {
     "type": "object",
@@ -37,6 +37,7 @@ _ORDER = {
         "session_id": {"type": "string"},
         "cart_id": {"type": "string"},
         "on_deal_end": {"enum": ["refuse", "full_price"]},
+        "expected_total": {"type": "integer", "minimum": 0},
         "items": {
             "type": "array",
             "items": {
@@ -61,12 +62,12 @@ def _checkout(request: Request) -> Checkout:
 @doc(
     "Save the viewer's checkout profile `{name, email?, phone?, delivery, payment: {provider, card_number}}`; "
     "the card becomes a provider token, the number is never stored",
-    auth="viewer",
+    action=Action.BUY,
     body=_PROFILE,
     responses={422: "invalid | payment_method_invalid"},
 )
 async def put_profile(request: Request) -> Response:
-    who = require_viewer(request)
+    who = authorize(request)
     st = request.app.state
     st.catalog_limits.check("profile", who.viewer_id)
     return JSON(
@@ -78,26 +79,26 @@ async def put_profile(request: Request) -> Response:
 
 @doc(
     "The viewer's saved profile (payment shown as a label only)",
-    auth="viewer",
+    action=Action.BUY,
     responses={404: "profile_not_found"},
 )
 async def get_profile(request: Request) -> Response:
-    return JSON(await profiles.get_profile(request.app.state.db, require_viewer(request)))
+    return JSON(await profiles.get_profile(request.app.state.db, authorize(request)))
 
 
-@doc("The viewer's open cart in this session", auth="viewer")
+@doc("The viewer's open cart in this session", action=Action.BUY)
 async def get_cart(request: Request) -> Response:
-    return JSON(await carts.get_cart(request.app.state.db, require_viewer(request)))
+    return JSON(await carts.get_cart(request.app.state.db, authorize(request)))
 
 
 @doc(
     "Add to the cart `{product_id, variant_id?, qty}`",
-    auth="viewer",
+    action=Action.BUY,
     body={"type": "object", "required": ["product_id"]},
     responses={404: "product_not_found", 422: "invalid_variant | variant_required | invalid"},
 )
 async def add_to_cart(request: Request) -> Response:
-    who = require_viewer(request)
+    who = authorize(request)
     st = request.app.state
     st.catalog_limits.check("cart", who.viewer_id)
     cart, item, replay = await carts.add_item(st.db, who, await json_body(request))
@@ -113,55 +114,60 @@ async def add_to_cart(request: Request) -> Response:
     return JSON(cart)
 
 
-@doc("Remove a variant from the cart", auth="viewer", responses={404: "cart_item_not_found"})
+@doc("Remove a variant from the cart", action=Action.BUY, responses={404: "cart_item_not_found"})
 async def remove_from_cart(request: Request) -> Response:
     return JSON(
         await carts.remove_item(
-            request.app.state.db, require_viewer(request), request.path_params["variant_id"]
+            request.app.state.db, authorize(request), request.path_params["variant_id"]
         )
     )
 
 
 @doc(
-    "Buy with one tap `{session_id, items: [{product_id, variant_id, qty, deal_id?}] | cart_id, on_deal_end?}` "
-    "with an `Idempotency-Key` header; the server prices",
-    auth="viewer",
+    "Buy with one tap `{session_id, items: [{product_id, variant_id, qty, deal_id?}] | cart_id, on_deal_end?, "
+    "expected_total?}` with an `Idempotency-Key` header (one per purchase intent, kept 7 days: a retry replays "
+    "the stored answer and is never rate-limited); the server prices, and a total other than "
+    "`expected_total` is `409 price_changed` with the current lines and total",
+    action=Action.BUY,
     body=_ORDER,
     responses={
         201: "paid: {order_id, status, total, currency, items, …}",
         402: "payment_declined",
-        409: "profile_required | out_of_stock | deal_ended | deal_sold_out | deal_limit_reached",
+        409: "profile_required | out_of_stock | price_changed | cart_ordered | deal_ended | deal_sold_out "
+        "| deal_limit_reached | order_in_progress",
         422: "invalid | idempotency_key_reused | idempotency_key_required",
         429: "rate_limited",
     },
 )
 async def create_order(request: Request) -> Response:
-    who = require_viewer(request)
-    request.app.state.catalog_limits.check("order", who.viewer_id)
+    who = authorize(request)
     key = idempotency_key(request.headers.get("idempotency-key"))
     req = parse_order(await json_body(request))
-    status, body = await _checkout(request).place(who, key, req)
+    require(who, Action.BUY, Target(session_id=req.session_id))
+    limits = request.app.state.catalog_limits
+    # a new key counts against the rate limit; a retry of a recorded key replays its answer, unlimited
+    status, body = await _checkout(request).place(
+        who, key, req, admit=lambda: limits.check("order", who.viewer_id)
+    )
     return JSON(body, status_code=status)
 
 
 @doc(
     "One order: the buyer's own (viewer) or any (staff)",
-    auth="viewer or staff",
+    action=Action.SEE_ORDERS,
     responses={404: "order_not_found"},
 )
 async def get_order(request: Request) -> Response:
-    who = principal(request)
-    if not isinstance(who, Viewer | Staff):
-        raise Forbidden("viewer or staff only", code="viewer_only")
+    who = authorize(request)
     return JSON(await orders.get_order(request.app.state.db, request.path_params["id"], who))
 
 
-@doc("The viewer's own orders, newest first (`?limit=`)", auth="viewer")
+@doc("The viewer's own orders, newest first (`?limit=`)", action=Action.BUY)
 async def my_orders(request: Request) -> Response:
     return JSON(
         await orders.my_orders(
             request.app.state.db,
-            require_viewer(request),
+            authorize(request),
             limit=query_int(request, "limit", 50, 1, 200),
         )
     )
@@ -169,11 +175,11 @@ async def my_orders(request: Request) -> Response:
 
 @doc(
     "Cancel and refund a paid order in full; its stock is put back",
-    auth="staff",
+    action=Action.REFUND,
     responses={404: "order_not_found", 409: "not_paid | already_refunded"},
 )
 async def refund_order(request: Request) -> Response:
-    staff = require_staff(request, "admin", "marketer", "associate")
+    staff = authorize(request)
     st = request.app.state
     return JSON(
         await orders.refund(

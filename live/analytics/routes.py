@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,14 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from live.access import authorize, authorize_session
 from live.analytics import reports
 from live.analytics.models import COUNTERS
 from live.api import doc
-from live.auth import require_staff
+from live.auth import Principal
 from live.db import now_ms
 from live.errors import ValidationFailed
 from live.http import INT64_MAX, INT64_MIN, JSON, query_int
-from live.sessions import require_session_actor
+from live.policy import Action, Target, require, store_scope
 
 SESSION_COLUMNS = [
     "id",
@@ -89,6 +91,16 @@ def _time(request: Request, name: str) -> int | None:
     return ms
 
 
+def _scoped(request: Request, who: Principal | None) -> tuple[reports.Filters, str | None]:
+    """The request's filters within what ``who`` may see, and the one store they are held to."""
+    f = _filters(request)
+    only = store_scope(who, Action.SEE_REPORTS)
+    if only is not None:
+        require(who, Action.SEE_REPORTS, Target(store_id=f.store_id or only))
+        f = replace(f, store_id=only)
+    return f, only
+
+
 def _filters(request: Request) -> reports.Filters:
     q = request.query_params
     kind = q.get("kind") or None
@@ -146,16 +158,16 @@ def _with_iso_time(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @doc(
     "Report of every session (`?kind=&store_id=&host_id=&from=&to=&limit=&offset=&format=csv`): reach, "
     "watch time, funnel, orders, revenue, conversion",
-    auth="staff",
+    action=Action.SEE_REPORTS,
     tag="reports",
     responses={422: "invalid filter"},
 )
 async def sessions_report(request: Request) -> Response:
-    require_staff(request)
+    f, _ = _scoped(request, authorize(request))
     csv_out = _wants_csv(request)
     out = await reports.sessions_report(
         request.app.state.db,
-        _filters(request),
+        f,
         limit=query_int(request, "limit", 1000 if csv_out else 100, 1, 100_000),
         offset=query_int(request, "offset", 0),
     )
@@ -166,12 +178,12 @@ async def sessions_report(request: Request) -> Response:
 
 @doc(
     "Report of one session (`?format=csv`): figures, funnel, associates, products, viewers over time",
-    auth="staff",
+    action=Action.SEE_REPORTS,
     tag="reports",
     responses={404: "session_not_found"},
 )
 async def session_report(request: Request) -> Response:
-    require_staff(request)
+    await authorize_session(request, request.path_params["id"])
     csv_out = _wants_csv(request)
     out = await reports.session_report(request.app.state.db, request.path_params["id"])
     if csv_out:
@@ -182,30 +194,34 @@ async def session_report(request: Request) -> Response:
 @doc(
     "Compare sessions `?by=kind|store|associate|month|week&from=&to=&format=csv`: totals, pooled conversion "
     "with 95% Wilson intervals, private vs public z-test, reach-conversion correlation",
-    auth="staff",
+    action=Action.SEE_REPORTS,
     tag="reports",
     responses={422: "invalid `by` or filter"},
 )
 async def compare(request: Request) -> Response:
-    require_staff(request)
+    f, _ = _scoped(request, authorize(request))
     csv_out = _wants_csv(request)
-    out = await reports.compare(
-        request.app.state.db, request.query_params.get("by", "kind"), _filters(request)
-    )
+    out = await reports.compare(request.app.state.db, request.query_params.get("by", "kind"), f)
     if csv_out:
         return csv_response(out["groups"], GROUP_COLUMNS, f"compare-{out['by']}.csv")
     return JSON(out)
 
 
 @doc(
-    "Associates leaderboard (`?store_id=&from=&to=&format=csv`): invited, attended, buyers, attributed revenue",
-    auth="staff",
+    "Associates leaderboard (`?store_id=&from=&to=&format=csv`): invited, attended, buyers, "
+    "attributed revenue; a store's staff see their store's rows with their brand-wide rank",
+    action=Action.SEE_REPORTS,
     tag="reports",
 )
 async def associates(request: Request) -> Response:
-    require_staff(request)
+    who = authorize(request)
+    f, only = _scoped(request, who)
     csv_out = _wants_csv(request)
-    out = await reports.associates_report(request.app.state.db, _filters(request))
+    if only is None:
+        out = await reports.associates_report(request.app.state.db, f)
+    else:  # ranked against the whole brand, shown for their own store
+        out = await reports.associates_report(request.app.state.db, replace(f, store_id=None))
+        out["items"] = [r for r in out["items"] if r["store_id"] == only]
     if csv_out:
         return csv_response(out["items"], ASSOCIATE_COLUMNS, "associates.csv")
     return JSON(out)
@@ -213,13 +229,13 @@ async def associates(request: Request) -> Response:
 
 @doc(
     "Live counters for the host: viewers now, reach so far, peak, buyers, orders, revenue",
-    auth="host or staff",
+    action=Action.SEE_COUNTERS,
     tag="reports",
     responses={404: "session_not_found"},
 )
 async def live_counters(request: Request) -> Response:
     sid = request.path_params["id"]
-    await require_session_actor(request, sid)
+    await authorize_session(request, sid)
     return JSON(await reports.live_counters(request.app.state.db, sid, now_ms()))
 
 

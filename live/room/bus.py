@@ -15,11 +15,18 @@ from itertools import islice
 from typing import Any, Protocol
 
 from live.db import Database, now_ms
+from live.errors import Unavailable
 from live.room import store
 from live.room.events import Event
 
 Deliver = Callable[[Event], None]
 MAX_BUFFERED_SESSIONS = 1000
+
+
+class BusUnavailable(Unavailable):
+    """The bus cannot take an event now (Redis is down); nothing was published."""
+
+    code = "bus_unavailable"
 
 
 class EventBus(Protocol):
@@ -40,6 +47,10 @@ class EventBus(Protocol):
     async def last_id(self, session_id: str) -> int:
         """The last id assigned in this session (0 if none)."""
 
+    async def epoch(self, session_id: str) -> int:
+        """Where the session's current id sequence began (the seed of its counter; 0 when not
+        known): a position before it may have missed events that were never stored."""
+
     async def recent(self, session_id: str, after: int) -> list[Event]:
         """The buffered events with ``id > after``, in order (older ones may have been trimmed)."""
 
@@ -58,6 +69,7 @@ class LocalBus:
     def __init__(self, db: Database, buffer_size: int) -> None:
         self.db, self.buffer_size = db, buffer_size
         self._seq: dict[str, int] = {}
+        self._epoch: dict[str, int] = {}
         self._ring: OrderedDict[str, deque[Event]] = OrderedDict()  # most recently used last
         self._deliver: Deliver | None = None
 
@@ -74,6 +86,7 @@ class LocalBus:
         if session_id not in self._seq:
             seed = await store.seed_id(self.db, session_id)
             self._seq.setdefault(session_id, seed)
+            self._epoch.setdefault(session_id, seed)
 
     async def publish(
         self, session_id: str, type: str, data: dict[str, Any], audience: str = "all"
@@ -98,6 +111,10 @@ class LocalBus:
     async def last_id(self, session_id: str) -> int:
         await self._seed(session_id)
         return self._seq[session_id]
+
+    async def epoch(self, session_id: str) -> int:
+        await self._seed(session_id)
+        return self._epoch[session_id]
 
     async def recent(self, session_id: str, after: int) -> list[Event]:
         ring = self._ring.get(session_id)

@@ -59,7 +59,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         limiter=RateLimiter(settings.rate_limit_messages, settings.rate_limit_window),
     )
     persister = Persister(st.db)
-    rooms = RoomService(db=st.db, bus=bus, hub=hub, track=track, persister=persister)
+    rooms = RoomService(
+        db=st.db,
+        bus=bus,
+        hub=hub,
+        track=track,
+        persister=persister,
+        ack_before_commit=settings.room_ack_before_commit,
+    )
     hub.bind(emit=rooms.emit, load_state=rooms.load_state)
     st.bus, st.room_hub, st.rooms = bus, hub, rooms
     st.sessions = SessionService(st.db, st.tokens, emit=rooms.emit)
@@ -75,6 +82,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await hub.close()
+        await rooms.close()
         await bus.close()
         await persister.close()
 

@@ -57,7 +57,15 @@ class Connection:
     )
 
     def __init__(
-        self, send: Send, *, session_id: str, role: str, actor_id: str, name: str, limit: int
+        self,
+        send: Send,
+        *,
+        session_id: str,
+        role: str,
+        actor_id: str,
+        name: str,
+        limit: int,
+        counted: bool = True,
     ) -> None:
         self.send, self.session_id, self.role, self.actor_id, self.name = (
             send,
@@ -66,7 +74,8 @@ class Connection:
             actor_id,
             name,
         )
-        self.viewer_id: str | None = actor_id if role == "viewer" else None
+        # a viewer of the audience (staff reading along a room are not counted as viewers)
+        self.viewer_id: str | None = actor_id if role == "viewer" and counted else None
         self.limit = limit
         self.queue: deque[str | Close] = deque()
         self._wake = asyncio.Event()

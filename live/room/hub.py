@@ -1,10 +1,17 @@
 """The per-process fan-out hub: local connections by session, batching, presence and pulses.
 
 The bus hands every event of a watched session to :meth:`Hub.deliver` (in id order, any
-duplicate dropped by id). The hub applies it to the room's :class:`RoomState`, then batches it:
-once per ``room_tick_ms`` a room serialises its batch once (one JSON array for viewers, one
+duplicate dropped by id) and the hub batches it: once per ``room_tick_ms`` a room applies its
+batch to the room's :class:`RoomState`, serialises it once (one JSON array for viewers, one
 for host/staff when staff-only events are in it) and appends the same text to each
 connection's bounded queue. A full queue closes that connection (4408), never slowing others.
+
+Nothing stored is shown before it is durable: the room service publishes a stored event
+between :meth:`Hub.hold` and :meth:`Hub.release`, and a flush sends the batch only up to the
+first event this process published whose commit is still pending (or whose id is still being
+assigned); the rest follows as soon as it is committed. So a chat's echo to its sender is its
+acknowledgement: the message is in the database. ``room.last_id`` is the last id flushed, the
+position a hello and a replay describe.
 
 A background pulse emits aggregated ``reaction`` counts (about three times a second),
 ``presence`` (at most once a second, when the total changes) and analytics heartbeats
@@ -17,13 +24,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from asyncio import Future
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from live.metrics import Metrics
 from live.room.bus import EventBus
 from live.room.connection import Connection
-from live.room.events import Event, frame
+from live.room.events import Event, frames
 from live.room.presence import Presence
 from live.room.protocol import RateLimiter
 from live.room.state import RoomState
@@ -50,13 +58,15 @@ class Room:
     __slots__ = (
         "batch",
         "conns",
-        "early",
         "flushing",
+        "holds",
         "last_id",
         "loader",
         "ready",
+        "seen_id",
         "session_id",
         "state",
+        "uncommitted",
         "viewers",
     )
 
@@ -64,11 +74,13 @@ class Room:
         self.session_id = session_id
         self.conns: set[Connection] = set()
         self.viewers: dict[str, int] = {}  # viewer id -> local connections
-        self.batch: list[Event] = []
+        self.batch: list[Event] = []  # delivered, not yet flushed (nor applied to the state)
         self.flushing = False
-        self.last_id = 0
+        self.last_id = 0  # the last id flushed: what connections and the state have seen
+        self.seen_id = 0  # the last id delivered
+        self.holds: list[int] = []  # per publish in flight here: ``seen_id`` when it began
+        self.uncommitted: set[int] = set()  # ids published here whose commit is pending
         self.state: RoomState | None = None
-        self.early: list[Event] = []  # delivered while the state loads
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.loader: asyncio.Task[None] | None = None
 
@@ -129,13 +141,10 @@ class Hub:
 
     async def _load(self, room: Room) -> None:
         try:
-            room.last_id = await self.bus.watch(room.session_id)
+            room.last_id = room.seen_id = await self.bus.watch(room.session_id)
             assert self.load_state is not None, "Hub.bind() was not called"
-            state = await self.load_state(room.session_id)
-            for ev in room.early:
-                state.apply(ev)
-            room.early.clear()
-            room.state = state
+            room.state = await self.load_state(room.session_id)
+            self._flush(room)  # what was delivered while the state loaded
             room.ready.set_result(None)
         except Exception as exc:
             if self.rooms.get(room.session_id) is room:
@@ -175,20 +184,10 @@ class Hub:
     # -- events ------------------------------------------------------------------------------
     def deliver(self, ev: Event) -> None:
         room = self.rooms.get(ev.session_id)
-        if room is None or ev.id <= room.last_id:
+        if room is None or ev.id <= room.seen_id:
             return
-        room.last_id = ev.id
+        room.seen_id = ev.id
         self.metrics.room_events.labels(ev.type).inc()
-        if room.state is None:
-            room.early.append(ev)
-        else:
-            room.state.apply(ev)
-        if ev.type == "moderation":
-            self._moderate(room, ev)
-        elif ev.type == "pin":
-            self._impressions(room, ev.data.get("product_id"))
-        elif ev.type == "presence":
-            self.metrics.viewers.labels(ev.session_id).set(ev.data.get("viewers", 0))
         room.batch.append(ev)
         if not room.flushing:
             room.flushing = True
@@ -197,16 +196,79 @@ class Hub:
             else:
                 self._loop.call_soon(self._flush, room)
 
+    # -- durable before visible --------------------------------------------------------------
+    def hold(self, session_id: str) -> tuple[Room, int] | None:
+        """A stored event is about to be published here: hold back what may follow it."""
+        room = self.rooms.get(session_id)
+        if room is None:
+            return None
+        room.holds.append(room.seen_id)
+        return room, room.seen_id
+
+    def release(
+        self, hold: tuple[Room, int] | None, event_id: int | None, commit: Future[None] | None
+    ) -> None:
+        """The publish is done (``event_id`` None: it failed); ``commit`` completes when the
+        event is durable. Until then the room shows nothing from that event on."""
+        if hold is None:
+            return
+        room, mark = hold
+        room.holds.remove(mark)
+        if event_id is not None and commit is not None and not commit.done():
+            room.uncommitted.add(event_id)
+            self.metrics.room_uncommitted.inc()
+            commit.add_done_callback(lambda f: self._committed(room, event_id, f))
+        elif event_id is not None and commit is not None and _failed(commit):
+            room.batch = [e for e in room.batch if e.id != event_id]
+        self._kick(room)
+
+    def _committed(self, room: Room, event_id: int, commit: Future[None]) -> None:
+        room.uncommitted.discard(event_id)
+        self.metrics.room_uncommitted.dec()
+        if _failed(commit):  # never stored: never shown here (its sender gets an error)
+            room.batch = [e for e in room.batch if e.id != event_id]
+        self._kick(room)
+
+    def _kick(self, room: Room) -> None:
+        if room.batch and not room.flushing:
+            room.flushing = True
+            self._loop.call_soon(self._flush, room)
+
+    def _ready(self, room: Room) -> list[Event]:
+        """Take the events that may be shown now off the front of the batch."""
+        batch = room.batch
+        cut = len(batch)
+        if room.holds:
+            limit = min(room.holds)
+            cut = next((i for i, e in enumerate(batch) if e.id > limit), cut)
+        if room.uncommitted:
+            cut = next((i for i, e in enumerate(batch[:cut]) if e.id in room.uncommitted), cut)
+        events, room.batch = batch[:cut], batch[cut:]
+        return events
+
     def _flush(self, room: Room) -> None:
         room.flushing = False
-        events, room.batch = room.batch, []
-        if not events or not room.conns:
+        if room.state is None:  # still loading: the loader flushes
+            return
+        events = self._ready(room)
+        if not events:
+            return
+        for ev in events:
+            room.state.apply(ev)
+            if ev.type == "moderation":
+                self._moderate(room, ev)
+            elif ev.type == "pin":
+                self._impressions(room, ev.data.get("product_id"))
+            elif ev.type == "presence":
+                self.metrics.viewers.labels(ev.session_id).set(ev.data.get("viewers", 0))
+        room.last_id = events[-1].id
+        if not room.conns:
             return
         t0 = time.perf_counter()
         everyone = [e.public() for e in events if e.audience == "all"]
         staff_only = len(everyone) != len(events)
-        viewer_text = frame(everyone) if everyone else None
-        staff_text = frame(e.public() for e in events) if staff_only else viewer_text
+        viewer_texts = frames(everyone) if everyone else []
+        staff_texts = frames([e.public() for e in events]) if staff_only else viewer_texts
         last = events[-1].id
         sent = 0
         for conn in list(room.conns):
@@ -215,14 +277,13 @@ class Hub:
                 if len(conn.pending) > PENDING_PER_FRAME * conn.limit:  # its replay cannot keep up
                     self.drop_slow(conn)
                 continue
-            text = staff_text if conn.is_staff else viewer_text
+            texts = staff_texts if conn.is_staff else viewer_texts
             conn.last_id = last
-            if text is None:
-                continue
-            if conn.push(text):
+            for text in texts:
+                if not conn.push(text):
+                    self.drop_slow(conn)
+                    break
                 sent += 1
-            else:
-                self.drop_slow(conn)
         self.metrics.room_frames_sent.inc(sent)
         self.metrics.fanout_seconds.observe(time.perf_counter() - t0)
 
@@ -301,3 +362,7 @@ class Hub:
                 conn.close(code, reason)
         with contextlib.suppress(Exception):
             await self.presence.leave(list(self.rooms))
+
+
+def _failed(fut: Future[None]) -> bool:
+    return fut.cancelled() or fut.exception() is not None

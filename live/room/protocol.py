@@ -19,6 +19,10 @@ from typing import Any
 
 import orjson
 
+from live.policy import Action
+
+A = Action
+
 REACTIONS = ("heart", "like", "clap", "fire", "wow", "laugh")
 MAX_ID_CHARS = 64
 MAX_MUTE_MINUTES = 7 * 24 * 60
@@ -92,27 +96,35 @@ def _reaction(v: Any) -> bool:
 
 @dataclass(frozen=True)
 class Command:
+    action: Action  # what the access policy must grant the connection (live.policy)
     fields: dict[str, tuple[Callable[[Any], bool], str]] = field(default_factory=dict)
-    host_only: bool = False
     rate_limited: bool = False
     speaks: bool = False  # refused while muted
 
 
 _ID = (_ident, f"must be an id of at most {MAX_ID_CHARS} characters")
 COMMANDS: dict[str, Command] = {
-    "chat": Command({"text": (_text, "must be a string")}, rate_limited=True, speaks=True),
-    "question": Command({"text": (_text, "must be a string")}, rate_limited=True, speaks=True),
-    "vote": Command({"question_id": _ID}, rate_limited=True),
-    "react": Command({"kind": (_reaction, f"must be one of {', '.join(REACTIONS)}")}),
-    "pin": Command({"product_id": _ID}, host_only=True),
-    "unpin": Command(host_only=True),
-    "answer": Command({"question_id": _ID}, host_only=True),
-    "delete": Command({"message_id": _ID}, host_only=True),
-    "mute": Command(
-        {"viewer_id": _ID, "minutes": (_minutes, f"must be 1 to {MAX_MUTE_MINUTES}")},
-        host_only=True,
+    "chat": Command(A.CHAT, {"text": (_text, "must be a string")}, rate_limited=True, speaks=True),
+    "question": Command(
+        A.CHAT, {"text": (_text, "must be a string")}, rate_limited=True, speaks=True
     ),
-    "ban": Command({"viewer_id": _ID}, host_only=True),
+    "vote": Command(A.CHAT, {"question_id": _ID}, rate_limited=True),
+    "react": Command(A.CHAT, {"kind": (_reaction, f"must be one of {', '.join(REACTIONS)}")}),
+    "pin": Command(A.PIN, {"product_id": _ID}),
+    "unpin": Command(A.PIN),
+    "answer": Command(A.MODERATE, {"question_id": _ID}),
+    "delete": Command(A.MODERATE, {"message_id": _ID}),
+    "mute": Command(
+        A.MODERATE,
+        {"viewer_id": _ID, "minutes": (_minutes, f"must be 1 to {MAX_MUTE_MINUTES}")},
+    ),
+    "ban": Command(A.MODERATE, {"viewer_id": _ID}),
+}
+#: What each room role holds when no policy decision is given (the protocol's own tests).
+ROLE_GRANTS: dict[str, frozenset[Action]] = {
+    "viewer": frozenset({A.CHAT}),
+    "host": frozenset({A.CHAT, A.PIN, A.MODERATE, A.RUN_DEALS, A.SEE_COUNTERS}),
+    "staff": frozenset({A.CHAT, A.PIN, A.MODERATE, A.RUN_DEALS, A.SEE_COUNTERS}),
 }
 
 
@@ -132,8 +144,10 @@ class RoomProtocol:
         max_text_chars: int,
         limiter: RateLimiter,
         muted_until_ms: int = 0,
+        grants: frozenset[Action] | None = None,
     ) -> None:
         self.role, self.actor_id = role, actor_id
+        self.grants = ROLE_GRANTS.get(role, frozenset()) if grants is None else grants
         self.max_frame_bytes, self.max_text_chars = max_frame_bytes, max_text_chars
         self.limiter = limiter
         self.muted_until_ms = muted_until_ms
@@ -142,7 +156,7 @@ class RoomProtocol:
 
     @property
     def is_moderator(self) -> bool:
-        return self.role in ("host", "staff")
+        return A.MODERATE in self.grants
 
     def receive(self, frame: str | bytes, now: float) -> Intent | Reject | None:
         """One client frame → an :class:`Intent`, a :class:`Reject`, or None (a dropped reaction).
@@ -171,7 +185,9 @@ class RoomProtocol:
         cmd = COMMANDS.get(kind)
         if cmd is None:
             return Reject("unknown_type", f"unknown frame type {kind[:40]!r}", ref)
-        if cmd.host_only and not self.is_moderator:
+        if cmd.action not in self.grants:
+            if cmd.action is A.CHAT:
+                return Reject("join_required", f"join as a viewer to send `{kind}`", ref)
             return Reject("host_only", f"only the host or staff may send `{kind}`", ref)
         args: dict[str, Any] = {}
         for name, (check, why) in cmd.fields.items():

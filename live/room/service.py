@@ -7,11 +7,22 @@
 The bus assigns ``id`` and ``ts``; stored events go to ``room_events`` (``presence`` and
 ``reaction`` never are). ``audience="staff"`` reaches host and staff connections only
 (``counters`` always does).
+
+When the bus is down (Redis restarting), ``emit`` does not fail: the event goes to this
+process's outbox (in memory, in order, at most ``OUTBOX_MAX`` events) and is published, and
+stored, as soon as the bus takes events again; meanwhile ``emit`` returns the event with
+``"id": None, "queued": True``. Presence and reaction pulses are not queued (they are
+superseded by the next pulse), nor are chat and questions (their sender gets
+``bus_unavailable`` and may send again).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,7 +31,7 @@ from live.db import Database, new_id, now_ms
 from live.errors import Conflict, NotFound, ValidationFailed
 from live.models import ChatMessage, Question
 from live.room import store as storage
-from live.room.bus import EventBus
+from live.room.bus import BusUnavailable, EventBus
 from live.room.connection import Connection
 from live.room.events import EPHEMERAL_TYPES, STAFF_ONLY_TYPES, Event
 from live.room.hub import Hub, Track
@@ -29,15 +40,28 @@ from live.room.protocol import Intent
 from live.room.state import RECENT_CHAT, RoomState
 
 REPLAY_PAGE = 500
+OUTBOX_MAX = 10_000
+OUTBOX_RETRY = (0.1, 2.0)  # first and longest wait between attempts while the bus is down
 T = TypeVar("T")
+log = logging.getLogger("vitrine.room.service")
 
 
 class RoomService:
     def __init__(
-        self, *, db: Database, bus: EventBus, hub: Hub, track: Track, persister: Persister
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        hub: Hub,
+        track: Track,
+        persister: Persister,
+        ack_before_commit: bool = False,
     ) -> None:
         self.db, self.bus, self.hub, self.track = db, bus, hub, track
         self.persister = persister
+        self.ack_before_commit = ack_before_commit
+        self._outbox: deque[tuple[str, str, dict[str, Any], bool, str]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
 
     # -- publishing --------------------------------------------------------------------------
     async def emit(
@@ -49,10 +73,53 @@ class RoomService:
         store: bool = True,
         audience: str = "all",
     ) -> dict[str, Any]:
-        """Publish; when ``store``, return once the event is committed to ``room_events``."""
-        return (
-            await self._publish(session_id, type, data, store=store, audience=audience)
-        ).public()
+        """Publish; when ``store``, return once the event is committed to ``room_events``.
+        While the bus is down, queue it (see the module docstring)."""
+        if not self._outbox:
+            try:
+                return (
+                    await self._publish(session_id, type, data, store=store, audience=audience)
+                ).public()
+            except BusUnavailable:
+                if type in EPHEMERAL_TYPES:
+                    raise
+        elif type in EPHEMERAL_TYPES:
+            raise BusUnavailable("the room bus is unavailable")
+        if len(self._outbox) >= OUTBOX_MAX:
+            raise BusUnavailable("the room bus is unavailable and its outbox is full")
+        self._outbox.append((session_id, type, data, store, audience))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="room-outbox")
+        return {**data, "type": type, "id": None, "ts": now_ms(), "queued": True}
+
+    @property
+    def outbox(self) -> int:
+        """Events waiting for the bus."""
+        return len(self._outbox)
+
+    async def _drain(self) -> None:
+        """Publish the outbox in order, waiting (with backoff) while the bus stays down."""
+        wait = OUTBOX_RETRY[0]
+        log.warning("room bus unavailable: queueing events", extra={"queued": len(self._outbox)})
+        while self._outbox:
+            sid, type, data, store, audience = self._outbox[0]
+            try:
+                await self._publish(sid, type, data, store=store, audience=audience)
+            except BusUnavailable:
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, OUTBOX_RETRY[1])
+                continue
+            except Exception:
+                log.exception("a queued room event could not be published", extra={"type": type})
+            self._outbox.popleft()
+            wait = OUTBOX_RETRY[0]
+        log.warning("room bus back: queued events published")
+
+    async def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
 
     async def _publish(
         self,
@@ -65,19 +132,37 @@ class RoomService:
         wait: bool = True,
     ) -> Event:
         """Assign the id (the bus), then store the event with its state ``rows`` in the next group
-        commit. ``wait=False`` (chat, the hot path) returns before the commit unless the
-        persister is backlogged."""
+        commit, and return once it is committed. This process's sockets get the event only
+        after the commit (see :mod:`live.room.hub`), so its echo acknowledges a durable event.
+
+        With ``ack_before_commit`` (a benchmark comparison only) sockets get it at once and
+        ``wait=False`` (chat) returns before the commit unless the persister is backlogged."""
         if audience not in ("all", "staff"):
             raise ValueError(f"unknown audience {audience!r}")
         if type in STAFF_ONLY_TYPES:
             audience = "staff"
-        ev = await self.bus.publish(session_id, type, data, audience)
         stored = store and type not in EPHEMERAL_TYPES
-        if stored or rows:
-            fut = self.persister.submit([*rows, storage.event_row(ev)] if stored else list(rows))
+        if not (stored or rows):
+            return await self.bus.publish(session_id, type, data, audience)
+        if self.ack_before_commit:
+            ev = await self.bus.publish(session_id, type, data, audience)
+            early = self.persister.submit([*rows, storage.event_row(ev)] if stored else list(rows))
             if wait or self.persister.backlog > BACKLOG:
-                await fut
-        return ev
+                await early
+            return ev
+        hold = self.hub.hold(session_id)
+        published: Event | None = None
+        fut: asyncio.Future[None] | None = None
+        try:
+            published = await self.bus.publish(session_id, type, data, audience)
+            fut = self.persister.submit(
+                [*rows, storage.event_row(published)] if stored else list(rows)
+            )
+        finally:
+            self.hub.release(hold, published.id if published else None, fut)
+        assert fut is not None
+        await fut
+        return published
 
     async def _retry_after_drain(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn``; on NotFound, wait for queued rows to be committed and try once more."""
@@ -109,6 +194,16 @@ class RoomService:
         }
         state.chat.extend(await storage.recent_chat(self.db, session_id, RECENT_CHAT))
         return state
+
+    async def recovered(self, session_id: str, after: int, upto: int) -> bool:
+        """Can a resume from ``after`` be served in full (every event up to ``upto``)? Not when
+        ``after`` is ahead of the room, nor when it predates the session's current id sequence
+        (the bus counter was seeded again — a restart, a flushed Redis — and events issued just
+        before may never have been stored). As Centrifugo's ``recovered: false``, the client
+        then rebuilds its view from the hello."""
+        if after > upto:
+            return False
+        return after >= await self.bus.epoch(session_id)
 
     async def replay(self, session_id: str, after: int, upto: int) -> AsyncIterator[list[Event]]:
         """Every event with ``after < id <= upto``, in order, in pages: the database for what

@@ -32,8 +32,11 @@ Server frames are JSON arrays of events. The first frame after accept is ``[hell
      "viewers": <last presence count>, "counters": <last host counters; host/staff only>}
 
 With ``after``, every event with ``after < id <= hello.id`` follows, in order, then live
-events. Without it, live events follow; a client keeps the largest ``id`` it saw and
-reconnects with ``after=<it>`` to miss nothing. Errors answer only their sender:
+events; the hello then carries ``"recovered": true``, or ``false`` when the resume cannot be
+served in full (``after`` is ahead of the room, or predates a restart of the session's id
+sequence): what the log still has follows, and the client rebuilds its view from the hello.
+Without it, live events follow; a client keeps the largest ``id`` it saw and reconnects
+with ``after=<it>`` to miss nothing. Errors answer only their sender:
 ``{"type": "error", "error": code, "detail": text, "ts", "ref"?}``; the socket stays open.
 """
 
@@ -49,10 +52,11 @@ from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 
 from live.api import doc
-from live.auth import Host, Principal, Staff, Viewer
+from live.auth import Host, Principal, Staff
 from live.db import now_ms
 from live.errors import NotFound, Unauthorized, VitrineError
 from live.http import INT64_MAX
+from live.policy import Action, Target, allowed, room_grants
 from live.room import store
 from live.room.connection import Connection
 from live.room.events import frame
@@ -87,6 +91,8 @@ class Admitted:
     name: str
     muted_until: int = 0
     joined: dict[str, Any] | None = None  # analytics fields of a viewer
+    grants: frozenset[Action] = frozenset()  # the room actions the policy grants (live.policy)
+    counted: bool = True  # one of the session's viewers (not staff reading along)
     credential: Principal | None = None  # what the token stood for (revocation closes it)
 
 
@@ -111,21 +117,27 @@ async def admit(
         p = state.tokens.read(token)
     except Unauthorized as exc:
         raise Refused(4401, exc.detail) from None
-    if isinstance(p, Viewer | Host) and p.session_id != session_id:
-        raise Refused(4403, "this token belongs to another session")
     sess = await store.session_row(state.db, session_id)
     if sess is None:
         raise Refused(4404, "no such session")
+    target = Target.of_session(sess)
+    may = allowed(p, Action.WATCH, target)
+    if not may:
+        raise Refused(4401 if may.status == 401 else 4403, may.detail)
+    grants = room_grants(p, target)
     if isinstance(p, Staff):
+        name = await store.staff_name(state.db, p.staff_id)
+        if Action.MODERATE in grants:
+            return Admitted(
+                "staff", p.staff_id or "admin", name, grants=grants, credential=p
+            ), after
+        # staff of another store watch a public room as a reader: no viewer of its audience
         return Admitted(
-            "staff",
-            p.staff_id or "admin",
-            await store.staff_name(state.db, p.staff_id),
-            credential=p,
+            "viewer", p.staff_id or "admin", name, grants=grants, counted=False, credential=p
         ), after
     if isinstance(p, Host):
         name = await store.staff_name(state.db, p.staff_id)
-        return Admitted("host", p.staff_id, name, credential=p), after
+        return Admitted("host", p.staff_id, name, grants=grants, credential=p), after
     v = await store.viewer(state.db, session_id, p.viewer_id)
     if v is None:
         raise Refused(4403, "unknown viewer")
@@ -137,6 +149,7 @@ async def admit(
         v.name,
         v.muted_until,
         {"source": v.source, "invite_id": v.invite_id, "associate_id": v.associate_id},
+        grants=grants,
         credential=p,
     ), after
 
@@ -171,6 +184,7 @@ class RoomSocket:
             actor_id=who.actor_id,
             name=who.name,
             limit=settings.send_queue_frames,
+            counted=who.counted,
         )
         conn.protocol = RoomProtocol(
             role=who.role,
@@ -179,6 +193,7 @@ class RoomSocket:
             max_text_chars=settings.max_text_chars,
             limiter=hub.limiter,
             muted_until_ms=who.muted_until,
+            grants=who.grants,
         )
         try:
             room = await hub.join(conn, settings.max_sockets_per_viewer)
@@ -214,14 +229,19 @@ class RoomSocket:
         self, state: Any, hub: Hub, room: Room, conn: Connection, who: Admitted, after: int | None
     ) -> None:
         assert room.state is not None
+        rooms: RoomService = state.rooms
+        recovered = (
+            None if after is None else await rooms.recovered(conn.session_id, after, room.last_id)
+        )
         conn.last_id = room.last_id
         hello = room.state.hello(
-            last_id=room.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
+            last_id=conn.last_id, ts=now_ms(), role=who.role, actor_id=who.actor_id, name=who.name
         )
+        if recovered is not None:
+            hello["recovered"] = recovered
         await conn.send({"type": "websocket.send", "text": frame([hello])})
-        if after is not None and after < room.last_id:
-            rooms: RoomService = state.rooms
-            async for page in rooms.replay(conn.session_id, after, room.last_id):
+        if after is not None and after < conn.last_id:
+            async for page in rooms.replay(conn.session_id, after, conn.last_id):
                 if conn.closing:  # dropped meanwhile (too slow, banned): the writer sends the close
                     break
                 events = [e.public() for e in page if conn.sees(e)]

@@ -8,10 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from live.access import authorize, authorize_session, caller
 from live.api import doc
-from live.auth import VIEWER_COOKIE, principal, require_staff
+from live.auth import VIEWER_COOKIE
 from live.http import JSON, field, json_body, query_int
-from live.sessions import SessionService, require_session_actor
+from live.policy import Action
+from live.sessions import SessionService
 
 ANON_COOKIE_TTL = 365 * 24 * 3600
 
@@ -27,7 +29,7 @@ def _absolute(request: Request, path: str) -> str:
 
 @doc(
     "Create a session `{title, kind, store_id, host_id, scheduled_at?, capacity?, product_ids?}`",
-    auth="staff",
+    action=Action.CREATE_SESSION,
     body={"type": "object", "required": ["title", "kind", "store_id", "host_id"]},
     responses={
         201: "created: {id, kind, status, watch_url, host_token, studio_url}",
@@ -35,7 +37,7 @@ def _absolute(request: Request, path: str) -> str:
     },
 )
 async def create_session(request: Request) -> Response:
-    staff = require_staff(request, "associate", "marketer")
+    staff = authorize(request)  # the store is checked by the service, once it is read
     out = await _svc(request).create(await json_body(request), staff)
     out["watch_url"] = _absolute(request, out["watch_url"])
     out["studio_url"] = _absolute(request, out["studio_url"])
@@ -46,7 +48,7 @@ async def create_session(request: Request) -> Response:
     "List sessions (`?kind=&status=&store_id=&host_id=&limit=&offset=`); private: title and status only"
 )
 async def list_sessions(request: Request) -> Response:
-    p = principal(request, required=False)
+    p = caller(request)
     q = request.query_params
     return JSON(
         await _svc(request).list_sessions(
@@ -66,20 +68,20 @@ async def list_sessions(request: Request) -> Response:
     responses={404: "unknown"},
 )
 async def get_session(request: Request) -> Response:
-    p = principal(request, required=False)
+    p = caller(request)
     return JSON(await _svc(request).get(request.path_params["id"], p))
 
 
 @doc(
     "Invite clients to a private session `{client_ids, associate_id?}` → `[{client_id, code, url}]`",
-    auth="staff",
+    action=Action.INVITE,
     body={"type": "object", "required": ["client_ids"]},
     responses={201: "created"},
 )
 async def create_invites(request: Request) -> Response:
-    staff = require_staff(request, "associate", "marketer")
     sid = request.path_params["id"]
-    out = await _svc(request).create_invites(sid, await json_body(request), staff)
+    by, _ = await authorize_session(request, sid)
+    out = await _svc(request).create_invites(sid, await json_body(request), by)
     for item in out:
         item["url"] = _absolute(request, item["url"])
     return JSON(out, status_code=201)
@@ -123,23 +125,23 @@ async def join_session(request: Request) -> Response:
 
 @doc(
     "Start (go live): status → live, broadcast to the room",
-    auth="host or staff",
+    action=Action.RUN_SESSION,
     responses={409: "session_ended"},
 )
 async def start_session(request: Request) -> Response:
     sid = request.path_params["id"]
-    await require_session_actor(request, sid)
+    await authorize_session(request, sid)
     return JSON(await _svc(request).set_status(sid, "live"))
 
 
 @doc(
     "End: status → ended, broadcast to the room",
-    auth="host or staff",
+    action=Action.RUN_SESSION,
     responses={409: "session_ended"},
 )
 async def end_session(request: Request) -> Response:
     sid = request.path_params["id"]
-    await require_session_actor(request, sid)
+    await authorize_session(request, sid)
     return JSON(await _svc(request).set_status(sid, "ended"))
 
 

@@ -1,11 +1,12 @@
 // Shared helpers for the pages. All user text goes through textContent (never innerHTML).
 
 export class ApiError extends Error {
-  constructor(status, error, detail) {
+  constructor(status, error, detail, data = null) {
     super(detail || error || `HTTP ${status}`);
     this.status = status;
     this.error = error || `http_${status}`;
     this.detail = detail || "";
+    this.data = data;  // the whole JSON answer (e.g. a 409 price_changed carries the new total)
   }
 }
 
@@ -28,7 +29,7 @@ export async function api(path, { method = "GET", body, token, headers = {}, sig
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!resp.ok) {
-    throw new ApiError(resp.status, data && data.error, (data && data.detail) || resp.statusText);
+    throw new ApiError(resp.status, data && data.error, (data && data.detail) || resp.statusText, data);
   }
   return data;
 }

@@ -13,6 +13,10 @@ const state = {
   token: null, viewerId: null, status: null, scheduledAt: null, hostAway: false,
   card: null, opened: new Set(), deal: null, questions: new Map(), video: null, videoTimer: 0, buying: null, countdown: 0,
   cannotPlay: false,
+  // buying: `intent` is one purchase (product, variant, the total shown) and its Idempotency-Key, kept
+  // across retries until a definite answer; `confirm` is the new total of a 409 price_changed, shown for
+  // a second, confirming tap; `claims` are the deal units this viewer holds (deal id → units).
+  intent: null, confirm: null, claims: new Map(),
 };
 let room = null;
 
@@ -100,6 +104,7 @@ async function start(invite) {
   } catch { /* the room's first frame carries the status too */ }
   render();
   openRoom();
+  loadClaims();
   if (state.status === "live") startVideo();
 }
 
@@ -229,11 +234,35 @@ function flyReaction(kind) {
 }
 
 // ---- the pinned card and buying -----------------------------------------------------------
-function price() {
+const productOf = (c) => c && (c.product_id ?? c.id);
+
+/** The deal on the card's product: the room's latest `deal_started`, else the card's own. */
+function cardDeal(c) {
+  return state.deal && state.deal.product_id === productOf(c) ? state.deal : c.deal;
+}
+
+/** What one unit costs this viewer now: catalog/pricing.py's rule (the deal price only while a unit
+ * fits what is left of the deal and of this viewer's own limit), with the units this viewer holds. */
+function priceNow() {
   const c = state.card;
   if (!c) return null;
-  const deal = state.deal && state.deal.product_id === (c.product_id ?? c.id) ? state.deal : c.deal;
-  return deal && deal.price !== undefined && (!deal.ends_at || deal.ends_at > Date.now()) ? deal.price : c.price;
+  const d = cardDeal(c);
+  if (!d || d.price === undefined || d.ended_at || (d.ends_at && d.ends_at <= Date.now())) return c.price;
+  const id = d.deal_id ?? d.id;
+  const claimed = Math.max(state.claims.get(id) || 0, d.claimed || 0);
+  const left = Math.min(d.remaining ?? Infinity, (d.per_viewer_limit ?? Infinity) - claimed);
+  return left >= 1 ? Math.min(d.price, c.price) : c.price;
+}
+
+function chosenVariant() {
+  return $("#card-variant").hidden ? undefined : $("#card-variant").value || undefined;
+}
+
+/** The total the Buy button stands for: the confirmed new price after a price_changed, else priceNow. */
+function shownTotal() {
+  const k = state.confirm;
+  if (k && k.product_id === productOf(state.card) && k.variant_id === chosenVariant()) return k.total;
+  return priceNow();
 }
 
 function renderCard() {
@@ -243,24 +272,37 @@ function renderCard() {
   const img = $("#card-img");
   if (c.image_url) img.src = c.image_url; else img.removeAttribute("src");
   $("#card-title").textContent = c.title || "";
-  const now = price();
-  $("#card-price").textContent = money(now, c.currency);
-  $("#card-was").hidden = now === c.price;
-  $("#card-was").textContent = money(c.price, c.currency);
   const select = $("#card-variant");
   const variants = c.variants || [];
+  const keep = select.dataset.product === String(productOf(c)) ? select.value : null;
+  select.dataset.product = String(productOf(c));
   select.hidden = variants.length === 0;
   select.replaceChildren(...variants.map((v) => {
     const available = v.available ?? (v.stock === undefined ? true : v.stock > 0);
     const label = v.label || v.name || [v.size, v.colour ?? v.color].filter(Boolean).join(" · ") || v.sku || v.id;
     return el("option", { value: v.id ?? v.variant_id, disabled: !available }, available ? label : `${label} (sold out)`);
   }));
-  const firstOk = variants.find((v) => (v.available ?? (v.stock === undefined || v.stock > 0)));
+  const ok = (v) => v.available ?? (v.stock === undefined || v.stock > 0);
+  const kept = keep && variants.find((v) => String(v.id ?? v.variant_id) === keep && ok(v));
+  const firstOk = kept || variants.find(ok);
   if (firstOk) select.value = firstOk.id ?? firstOk.variant_id;
-  const soldOut = variants.length > 0 && !firstOk;
-  $("#buy").disabled = soldOut;
-  $("#buy").textContent = soldOut ? "Sold out" : "Buy";
-  $("#buy").setAttribute("aria-label", soldOut ? "Sold out" : `Buy ${c.title || ""} for ${money(now, c.currency)}`);
+  state.soldOut = variants.length > 0 && !firstOk;
+  renderPrice();
+}
+
+function renderPrice() {
+  const c = state.card;
+  if (!c) return;
+  const now = shownTotal();
+  const confirming = state.confirm && now === state.confirm.total && state.confirm.product_id === productOf(c);
+  $("#card-price").textContent = money(now, c.currency);
+  $("#card-was").hidden = now >= c.price;
+  $("#card-was").textContent = money(c.price, c.currency);
+  const buy = $("#buy");
+  if (!state.buying) buy.disabled = state.soldOut;
+  if (confirming) buy.dataset.confirm = ""; else delete buy.dataset.confirm;
+  buy.textContent = state.soldOut ? "Sold out" : confirming ? `Buy at ${money(now, c.currency)}` : "Buy";
+  buy.setAttribute("aria-label", state.soldOut ? "Sold out" : `Buy ${c.title || ""} for ${money(now, c.currency)}`);
 }
 
 /** The viewer engaged with the card (tap, focus, variant): analytics `card_opened`, once per product. */
@@ -274,29 +316,61 @@ function cardOpened() {
   }).catch(() => {});
 }
 
-function confirmOrder(order) {
-  const total = order.total ?? order.amount ?? order.total_minor;
-  const box = $("#confirm");
-  box.textContent = `Order confirmed${order.id ? ` (${order.id})` : ""}${total !== undefined ? ` — ${money(total, order.currency || state.card.currency)}` : ""}. Thank you!`;
-  box.hidden = false;
-  setTimeout(() => { box.hidden = true; }, 8000);
+/** The deal units this viewer already holds (the server prices the cards for this viewer). */
+async function loadClaims() {
+  try {
+    const cards = await api(`/api/sessions/${encodeURIComponent(SID)}/products`, { token: state.token });
+    for (const c of cards || []) if (c.deal) state.claims.set(c.deal.deal_id ?? c.deal.id, c.deal.claimed || 0);
+    renderPrice();
+  } catch { /* the card shows the deal price; an order that would cost more is answered price_changed */ }
 }
 
+function confirmOrder(order) {
+  const total = order.total ?? order.amount ?? order.total_minor;
+  for (const i of order.items || []) if (i.deal_id) state.claims.set(i.deal_id, (state.claims.get(i.deal_id) || 0) + i.qty);
+  const box = $("#confirm");
+  box.dataset.kind = "paid";
+  box.textContent = `Order confirmed${order.id ? ` (${order.id})` : ""}${total !== undefined ? ` — ${money(total, order.currency || state.card.currency)}` : ""}. Thank you!`;
+  box.hidden = false;
+  clearTimeout(confirmOrder.timer);
+  confirmOrder.timer = setTimeout(() => { box.hidden = true; }, 8000);
+}
+
+/** One purchase intent keeps one Idempotency-Key until the server gives a definite answer: a second tap
+ * after a lost answer replays the first order instead of buying twice. Another product, variant or
+ * total is another intent. */
+function intentFor(product_id, variant_id, expected) {
+  const i = state.intent;
+  if (!i || i.product_id !== product_id || i.variant_id !== variant_id || i.expected !== expected) {
+    state.intent = { key: randomKey(), product_id, variant_id, expected };
+  }
+  return state.intent;
+}
+
+/** No definite answer: the order may or may not have been placed; retry with the same key. */
+const indefinite = (e) => e.status === 0 || e.status >= 500 || e.status === 429 || e.error === "order_in_progress";
+
 async function placeOrder() {
-  const c = state.card;
-  const b = state.buying;
-  const variant = $("#card-variant").hidden ? undefined : $("#card-variant").value;
-  const item = { product_id: c.product_id ?? c.id, qty: 1 };
-  if (variant) item.variant_id = variant;
-  return api("/api/orders", {
-    method: "POST", token: state.token, headers: { "idempotency-key": b.key },
-    body: { session_id: SID, items: [item] },
-  });
+  const i = state.intent;
+  const item = { product_id: i.product_id, qty: 1 };
+  if (i.variant_id) item.variant_id = i.variant_id;
+  const body = { session_id: SID, items: [item] };
+  if (i.expected !== null && i.expected !== undefined) body.expected_total = i.expected;
+  try {
+    const order = await api("/api/orders", { method: "POST", token: state.token, headers: { "idempotency-key": i.key }, body });
+    state.intent = null;
+    state.confirm = null;
+    return order;
+  } catch (e) {
+    if (!indefinite(e) && e.error !== "profile_required") state.intent = null;
+    throw e;
+  }
 }
 
 async function buy() {
   if (!state.card || state.buying) return;
-  state.buying = { key: randomKey() };
+  intentFor(productOf(state.card), chosenVariant(), shownTotal());
+  state.buying = true;
   $("#buy").disabled = true;
   try {
     confirmOrder(await placeOrder());
@@ -307,18 +381,36 @@ async function buy() {
       return;
     }
     state.buying = null;
-    showBuyError(e);
+    onBuyError(e);
   } finally {
-    if (!state.buying) $("#buy").disabled = false;
+    if (!state.buying) { $("#buy").disabled = false; renderPrice(); }
   }
+}
+
+function onBuyError(e) {
+  if (e.error === "price_changed" && e.data && state.intent === null) {
+    const i = e.data;
+    state.confirm = { product_id: productOf(state.card), variant_id: chosenVariant(), total: i.total };
+    renderPrice();
+    const box = $("#confirm");
+    box.dataset.kind = "price";
+    box.textContent = `The price is now ${money(i.total, i.currency || state.card.currency)}. Nothing was charged — tap “Buy at ${money(i.total, i.currency || state.card.currency)}” to confirm.`;
+    box.hidden = false;
+    clearTimeout(confirmOrder.timer);
+    return;
+  }
+  showBuyError(e);
 }
 
 function showBuyError(e) {
   const box = $("#confirm");
+  box.dataset.kind = "error";
   box.textContent = e.error === "not_found" && e.status === 404 ? "Buying is not available on this server yet."
-    : `Could not buy: ${e.detail || e.message}`;
+    : indefinite(e) ? `Could not confirm your order: ${e.detail || e.message} Tap Buy again — you will not be charged twice.`
+      : `Could not buy: ${e.detail || e.message}`;
   box.hidden = false;
-  setTimeout(() => { box.hidden = true; }, 6000);
+  clearTimeout(confirmOrder.timer);
+  confirmOrder.timer = setTimeout(() => { box.hidden = true; }, 6000);
 }
 
 function openProfile() {
@@ -330,6 +422,7 @@ function closeProfile() {
   $("#profile").close();
   state.buying = null;
   $("#buy").disabled = false;
+  renderPrice();
 }
 
 function profileBody(form) {
@@ -354,11 +447,15 @@ async function submitProfile(ev) {
   $("#profile-submit").disabled = true;
   try {
     await api("/api/me/profile", { method: "PUT", token: state.token, body: profileBody(form) });
-    const order = await placeOrder();
+    let order = null;
+    let failure = null;
+    try { order = await placeOrder(); } catch (e) { failure = e; }
+    if (failure && (indefinite(failure) || failure.error === "profile_required")) throw failure;
     $("#profile").close();
     state.buying = null;
     $("#buy").disabled = false;
-    confirmOrder(order);
+    if (order) confirmOrder(order); else onBuyError(failure);
+    renderPrice();
   } catch (e) {
     $("#profile-error").textContent = e.detail || e.message;
   } finally {
@@ -380,6 +477,7 @@ function setDeal(d) {
   state.deal = d;
   clearInterval(setDeal.timer);
   const box = $("#deal");
+  state.confirm = null;  // a deal started or ended: the price follows it (the server says if it moved)
   if (!d || !d.ends_at) { box.hidden = true; renderCard(); return; }
   const tick = () => {
     const left = d.ends_at - Date.now();
@@ -437,7 +535,7 @@ function onEvents(events) {
         if (e.counts) for (const [k, n] of Object.entries(e.counts)) for (let i = 0; i < Math.min(n, 5); i++) flyReaction(k);
         else flyReaction(e.kind);
         break;
-      case "pin": state.card = e.card || e; renderCard(); break;
+      case "pin": state.card = e.card || e; state.confirm = null; renderCard(); break;
       case "unpin": state.card = null; renderCard(); break;
       case "presence": $("#viewers").textContent = String(e.viewers ?? 0); break;
       case "status": setStatus(e.status, e.host, e.stream); break;
@@ -472,7 +570,8 @@ for (const b of document.querySelectorAll(".react")) {
 }
 $("#questions [data-close]").addEventListener("click", () => $("#questions").close());
 $("#profile [data-close]").addEventListener("click", closeProfile);
-$("#profile").addEventListener("cancel", () => { state.buying = null; $("#buy").disabled = false; });
+$("#profile").addEventListener("cancel", () => { state.buying = null; $("#buy").disabled = false; renderPrice(); });
+$("#card-variant").addEventListener("change", renderPrice);
 $("#profile-form").addEventListener("submit", submitProfile);
 for (const r of document.querySelectorAll('input[name="delivery"]')) {
   r.addEventListener("change", () => { $("#address").hidden = $("#profile-form").elements.delivery.value !== "ship"; });
