@@ -3,6 +3,7 @@
     python bench/room_fanout.py                         # default: ~10 s per configuration
     python bench/room_fanout.py --sizes 2000 --duration 30 --rate 40
     python bench/room_fanout.py --sizes 100 --skip-redis --skip-stall
+    python bench/room_fanout.py --sizes 2000 --acks --skip-redis --skip-stall   # cost of durable acks
 
 Each configuration starts fresh server processes (``uvicorn --ws websockets-sansio
 --ws-per-message-deflate false``), connects N viewers from separate client processes (the
@@ -12,6 +13,11 @@ delivered chat events per second, completeness (events received / (N * sent)), p
 (send → receive, same clock), server CPU (% of one core, all server processes), and server
 memory per idle connection (RSS growth / N). Configurations: N on one process, the largest N on
 two processes sharing Redis, and the largest N with one extra viewer that never reads.
+
+``--acks`` runs each size twice, in one run: with durable acknowledgements (the default: a chat
+reaches anyone on the process, its sender included, only once it is committed) and with
+``VITRINE_ROOM_ACK_BEFORE_COMMIT=true`` (echoed before the commit, for this comparison only),
+then prints both and the cost of durability: deliveries/s and p99 of durable against early.
 
 The machine is small and shared: the client processes compete with the server for the same
 cores, so latency includes client-side queueing; treat figures as indicative.
@@ -443,6 +449,20 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(" | ".join(cells), flush=True)
 
 
+def print_ack_cost(durable: dict[str, Any], early: dict[str, Any]) -> None:
+    """Durable acknowledgements against acks before commit: throughput lost, p99 added."""
+    rate = durable["delivered/s"] / early["delivered/s"] if early["delivered/s"] else float("nan")
+    p99 = durable["p99 ms"] / early["p99 ms"] if early["p99 ms"] else float("nan")
+    print(
+        f"durable acks, N={durable['viewers']}: deliveries/s {durable['delivered/s']:.0f} vs "
+        f"{early['delivered/s']:.0f} before commit (ratio {rate:.3f}, cost {100 * (1 - rate):.1f} %); "
+        f"p99 {durable['p99 ms']:.1f} ms vs {early['p99 ms']:.1f} ms (ratio {p99:.3f}, "
+        f"cost {100 * (p99 - 1):.1f} %); p50 {durable['p50 ms']:.1f} vs {early['p50 ms']:.1f} ms; "
+        f"target: cost <= 10 %",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -463,6 +483,11 @@ def main() -> None:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-stall", action="store_true")
+    ap.add_argument(
+        "--acks",
+        action="store_true",
+        help="also run each size with acks before commit and print the cost of durable acks",
+    )
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
     biggest = max(sizes)
@@ -487,10 +512,17 @@ def main() -> None:
             flush=True,
         )
         rows = []
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for n in sizes:
             with server(env, tmp) as s:
                 rows.append(run_config(f"1 proc, N={n}", [s], sid, tokens[:n], args))
             print_table(rows[-1:])
+            if args.acks:
+                early_env = {**env, "VITRINE_ROOM_ACK_BEFORE_COMMIT": "true"}
+                with server(early_env, tmp) as s:
+                    rows.append(run_config(f"1 proc, N={n}, early ack", [s], sid, tokens[:n], args))
+                print_table(rows[-1:])
+                pairs.append((rows[-2], rows[-1]))
         if not args.skip_stall:
             with server(env, tmp) as s:
                 rows.append(
@@ -515,6 +547,8 @@ def main() -> None:
                 )
         print()
         print_table(rows)
+        for durable, early in pairs:
+            print_ack_cost(durable, early)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from live.models import ChatMessage, Question
 from live.room import store as storage
 from live.room.bus import BusUnavailable, EventBus
 from live.room.connection import Connection
-from live.room.events import EPHEMERAL_TYPES, STAFF_ONLY_TYPES, Event
+from live.room.events import EPHEMERAL_TYPES, STAFF_ONLY_TYPES, Event, frame
 from live.room.hub import Hub, Track
 from live.room.persist import BACKLOG, Persister
 from live.room.protocol import Intent
@@ -130,13 +130,16 @@ class RoomService:
         store: bool = True,
         audience: str = "all",
         wait: bool = True,
+        sender: Connection | None = None,
     ) -> Event:
         """Assign the id (the bus), then store the event with its state ``rows`` in the next group
-        commit, and return once it is committed. This process's sockets get the event only
-        after the commit (see :mod:`live.room.hub`), so its echo acknowledges a durable event.
+        commit. This process's sockets get the event only after the commit (see
+        :mod:`live.room.hub`), so its echo acknowledges a durable event. ``wait`` returns once
+        it is committed; ``wait=False`` (chat and questions from a socket, which keeps reading
+        meanwhile so that its messages join the same group commit) returns before, unless the
+        persister is backlogged, and a failed commit answers ``sender`` with ``not_stored``.
 
-        With ``ack_before_commit`` (a benchmark comparison only) sockets get it at once and
-        ``wait=False`` (chat) returns before the commit unless the persister is backlogged."""
+        With ``ack_before_commit`` (a benchmark comparison only) sockets get the event at once."""
         if audience not in ("all", "staff"):
             raise ValueError(f"unknown audience {audience!r}")
         if type in STAFF_ONLY_TYPES:
@@ -161,7 +164,10 @@ class RoomService:
         finally:
             self.hub.release(hold, published.id if published else None, fut)
         assert fut is not None
-        await fut
+        if wait or self.persister.backlog > BACKLOG:
+            await fut
+        elif sender is not None:
+            fut.add_done_callback(lambda f: _not_stored(sender, f))
         return published
 
     async def _retry_after_drain(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -261,6 +267,7 @@ class RoomService:
             },
             row,
             wait=False,
+            sender=conn,
         )
         self.track("chat", conn.session_id, conn.viewer_id)
 
@@ -290,6 +297,8 @@ class RoomService:
                 "answered": False,
             },
             row,
+            wait=False,
+            sender=conn,
         )
         self.track("question", conn.session_id, conn.viewer_id)
 
@@ -356,4 +365,21 @@ class RoomService:
             "moderation",
             {"action": "ban", "viewer_id": viewer_id, "by": conn.actor_id},
             audience="staff",
+        )
+
+
+def _not_stored(sender: Connection, commit: asyncio.Future[None]) -> None:
+    """A message that could not be committed was never shown here: tell its sender."""
+    if commit.cancelled() or commit.exception() is not None:
+        sender.push(
+            frame(
+                [
+                    {
+                        "type": "error",
+                        "error": "not_stored",
+                        "detail": "your message could not be saved; send it again",
+                        "ts": now_ms(),
+                    }
+                ]
+            )
         )

@@ -384,6 +384,9 @@ function onEvents(events) {
   for (const e of events) {
     if (HELLO.has(e.type)) {
       const s = snapshot(e);
+      // recovered:false — the server could not replay everything since our last event: rebuild
+      // the chat and the questions from this hello instead of merging into what we show.
+      if (e.recovered === false) { state.questions.clear(); $("#chat").replaceChildren(); }
       setStatus(s.status);
       if (s.viewers !== undefined) setCounters({ viewers: s.viewers });
       if (s.counters) setCounters(s.counters);

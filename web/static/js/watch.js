@@ -516,10 +516,15 @@ function onEvents(events) {
   for (const e of events) {
     if (HELLO.has(e.type)) {
       const s = snapshot(e);
+      // recovered:false — the server could not replay everything since our last event (it
+      // restarted its sequence): what we show may hold messages that are gone, so the history
+      // is rebuilt from this hello rather than merged into.
+      const reload = e.recovered === false;
+      if (reload) { state.questions.clear(); $("#chat").replaceChildren(); }
       if (s.viewers !== undefined) $("#viewers").textContent = String(s.viewers);
       if (e.session && e.session.title) $("#title").textContent = e.session.title;
       state.card = s.pin && (s.pin.card || s.pin);
-      if (s.deal) setDeal(s.deal);
+      if (s.deal || reload) setDeal(s.deal);
       for (const q of s.questions) upsertQuestion(q);
       if (s.chat.length) { $("#chat").replaceChildren(); s.chat.forEach(addChat); }
       renderCard();
