@@ -412,6 +412,9 @@ def run_config(
         "client cpu %": 100 * (ccpu1 - ccpu0) / (t1 - t0),
         "KB/conn": (rss1 - rss0) / 1024 / max(1, connected),
         "dropped": sum(s.metric("vitrine_ws_dropped_slow_total") for s in servers),
+        "commit ms": 1000
+        * sum(s.metric("vitrine_room_commit_seconds_sum") for s in servers)
+        / max(1.0, sum(s.metric("vitrine_room_commit_seconds_count") for s in servers)),
     }
     if stalled_token:
         out["stalled closed"] = results[-1]["closed"]
@@ -431,6 +434,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "client cpu %",
         "KB/conn",
         "dropped",
+        "commit ms",
         "stalled closed",
     ]
     cols = [c for c in cols if any(c in r for r in rows)]

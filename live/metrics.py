@@ -48,6 +48,12 @@ class Metrics:
             "database has committed them",
             registry=r,
         )
+        self.room_commit_seconds = Histogram(
+            "vitrine_room_commit_seconds",
+            "From a room row's submission to its group commit (what a durable ack waits for)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
         self.fanout_seconds = Histogram(
             "vitrine_room_fanout_seconds",
             "Time to fan one batch out to local sockets",

@@ -58,7 +58,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tick_ms=settings.room_tick_ms,
         limiter=RateLimiter(settings.rate_limit_messages, settings.rate_limit_window),
     )
-    persister = Persister(st.db)
+    persister = Persister(st.db, st.metrics.room_commit_seconds)
     rooms = RoomService(
         db=st.db,
         bus=bus,

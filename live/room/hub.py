@@ -230,6 +230,7 @@ class Hub:
         self._kick(room)
 
     def _kick(self, room: Room) -> None:
+        """Flush what was waiting for a commit (or a publish) now: its tick has passed."""
         if room.batch and not room.flushing:
             room.flushing = True
             self._loop.call_soon(self._flush, room)
