@@ -133,6 +133,7 @@ def start_server(workers: int, max_viewers: int, data: Path) -> tuple[subprocess
         "VITRINE_RTC_LOOPBACK": "1",
         "VITRINE_RELAY_WORKERS": str(workers),
         "VITRINE_RELAY_MAX_VIEWERS": str(max_viewers),
+        "VITRINE_WHEP_JOINS_PER_MINUTE": "0",  # every simulated viewer joins from 127.0.0.1
         "VITRINE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "VITRINE_DATABASE_URL": "",
         "DATABASE_URL": f"sqlite:///{data}/bench.db",

@@ -34,6 +34,7 @@ from catalog.orders import ITEMS, ORDERS, order_body, order_rows, transition
 from catalog.payments.base import LocalLedger, Payment, PaymentDeclined, PaymentProvider
 from catalog.reserve import (
     KEYS,
+    Admission,
     Answer,
     OrderRequest,
     Refused,
@@ -90,8 +91,8 @@ class Checkout:
     ) -> Answer:
         """One order, end to end. At most ``max_in_flight`` run at once per process (a flash sale queues
         here, not on the connection pool); a buyer queued longer than ``queue_seconds`` gets a 503 to retry
-        with the same key. ``admit`` (the rate limit) is asked only for a key not seen before: a retry of
-        a recorded key replays its answer and is never limited. The route has asked the access policy
+        with the same key. ``admit`` (the rate limit) is asked only when a new key is recorded: a retry of
+        a recorded key, or of one still in flight, replays its answer and is never limited. The route has asked the access policy
         (``buy`` in ``req.session_id``) already."""
         try:
             await asyncio.wait_for(self._slots.acquire(), self.queue_seconds)
@@ -172,40 +173,49 @@ class Checkout:
         PostgreSQL in the same one. A refusal at the conditional update rolls the order back and records
         the answer on its own."""
         overdue: list[str] = []
+        once = Admission(admit)
         try:
             if self.db.is_sqlite:
                 async with self.db.engine.connect() as conn:
-                    p = await plan(conn, self.buyers, who, key, req, overdue, admit)
+                    p = await plan(conn, self.buyers, who, key, req, overdue)
                 if isinstance(p, Stored):
                     return p
                 if p.failure is not None:
-                    return await self._refuse(who.viewer_id, key, digest, p.failure)
+                    return await self._refuse(who.viewer_id, key, digest, p.failure, once)
                 try:
                     async with self.db.write() as s:
-                        return await take(await s.connection(), key, digest, req, p, self.hold_ms)
+                        conn = await s.connection()
+                        return await take(conn, key, digest, req, p, self.hold_ms, once)
                 except Refused as no:
-                    return await self._refuse(who.viewer_id, key, digest, no.body)
+                    return await self._refuse(who.viewer_id, key, digest, no.body, once)
             try:
                 async with self.db.write() as s:
                     conn = await s.connection()
-                    p = await plan(conn, self.buyers, who, key, req, overdue, admit)
+                    p = await plan(conn, self.buyers, who, key, req, overdue)
                     if isinstance(p, Stored):
                         return p
                     if p.failure is not None:
                         answer = 409, p.failure
-                        await record(conn, who.viewer_id, key, digest, answer)
+                        await record(conn, who.viewer_id, key, digest, answer, once)
                         return answer
-                    return await take(conn, key, digest, req, p, self.hold_ms)
+                    return await take(conn, key, digest, req, p, self.hold_ms, once)
             except Refused as no:
-                return await self._refuse(who.viewer_id, key, digest, no.body)
+                return await self._refuse(who.viewer_id, key, digest, no.body, once)
         finally:
             if overdue:
                 await self._check_deals(overdue)
 
-    async def _refuse(self, viewer_id: str, key: str, digest: str, body: dict[str, Any]) -> Answer:
+    async def _refuse(
+        self,
+        viewer_id: str,
+        key: str,
+        digest: str,
+        body: dict[str, Any],
+        admit: Admission | None = None,
+    ) -> Answer:
         answer = 409, body
         async with self.db.write() as s:
-            await record(await s.connection(), viewer_id, key, digest, answer)
+            await record(await s.connection(), viewer_id, key, digest, answer, admit)
         return answer
 
     # -- payment ----------------------------------------------------------------------------

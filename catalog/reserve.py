@@ -143,6 +143,21 @@ class Reserved:
     key: str
 
 
+class Admission:
+    """The rate limit of new purchase intents, asked once per request at the moment its key is first
+    recorded (in the transaction that records it: a refusal rolls the key back). A retry of a recorded key
+    never gets here, nor does a twin that loses the key's insert to a request still in flight: neither is
+    a new request, so neither is ever limited."""
+
+    def __init__(self, check: Callable[[], None] | None) -> None:
+        self._check, self._done = check, check is None
+
+    def __call__(self) -> None:
+        if not self._done and self._check is not None:
+            self._check()  # raises RateLimited
+            self._done = True
+
+
 class Refused(Exception):
     """A conditional update refused the order (stock, deal, cart, a price that moved): roll back, then
     record the answer (``body``, a 409)."""
@@ -256,10 +271,8 @@ async def plan(
     key: str,
     req: OrderRequest,
     overdue: list[str],
-    admit: Callable[[], None] | None = None,
 ) -> Plan | Stored:
-    """Validate and price the order (reads only); a key recorded before returns what was stored. ``admit``
-    is called for a new key only (the rate limit: it raises to refuse, before anything is written)."""
+    """Validate and price the order (reads only); a key recorded before returns what was stored."""
     known = buyers.get(who.viewer_id)
     params = {"viewer_id": who.viewer_id, "session_id": who.session_id, "key": key}
     if known is not None:
@@ -271,8 +284,6 @@ async def plan(
             return stored
     elif row.request_hash is not None:
         return Stored(row.request_hash, row.status_code, row.response)
-    if admit is not None:
-        admit()
     buyer = buyer_of(row, who)  # raises when there is no such viewer
     assert row is not None
     buyers.remember(buyer)
@@ -311,7 +322,12 @@ async def plan(
 
 
 async def record(
-    conn: AsyncConnection, viewer_id: str, key: str, digest: str, answer: Answer
+    conn: AsyncConnection,
+    viewer_id: str,
+    key: str,
+    digest: str,
+    answer: Answer,
+    admit: Admission | None = None,
 ) -> None:
     """Record an answer given without an order (409) under the key; IntegrityError if the key exists."""
     await conn.execute(
@@ -325,6 +341,8 @@ async def record(
             created_at=now_ms(),
         )
     )
+    if admit is not None:
+        admit()
 
 
 def _new_order(
@@ -379,7 +397,13 @@ def _new_order(
 
 
 async def take(
-    conn: AsyncConnection, key: str, digest: str, req: OrderRequest, p: Plan, hold_ms: int
+    conn: AsyncConnection,
+    key: str,
+    digest: str,
+    req: OrderRequest,
+    p: Plan,
+    hold_ms: int,
+    admit: Admission | None = None,
 ) -> Reserved:
     """Insert the key, the order and its lines, then take the units (in a write transaction). Raises
     IntegrityError when the key was recorded meanwhile, :class:`Refused` when the units are gone."""
@@ -393,6 +417,8 @@ async def take(
             created_at=p.now,
         )
     )
+    if admit is not None:
+        admit()
     if req.cart_id is not None and not await claim_cart(conn, req.cart_id, order["id"]):
         raise Refused("cart_ordered", "this cart has already been ordered")
     await conn.execute(insert(ORDERS).values(order))

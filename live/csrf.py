@@ -5,8 +5,8 @@ another port of the same host (or another subdomain) is the same site, so its fo
 ``fetch`` calls carry the cookie. The middleware therefore checks every ``POST``, ``PUT``,
 ``PATCH`` and ``DELETE`` that carries one of our cookies and no ``Authorization`` header:
 
-1. ``Origin`` present → it must be this server's origin (the ``Host`` the request was sent to,
-   or ``VITRINE_BASE_URL``); ``Origin: null`` (sandboxed frames, privacy redirects) is refused;
+1. ``Origin`` present → it must be this server's origin (the ``Host`` or ``X-Forwarded-Host``
+   the request was sent to, or ``VITRINE_BASE_URL``); ``Origin: null`` (sandboxed frames, privacy redirects) is refused;
 2. otherwise ``Sec-Fetch-Site`` present → it must be ``same-origin`` or ``none`` (typed by the user);
 3. otherwise ``Referer`` present → its origin must be ours;
 4. none of them → refused. Every browser of the last years sends ``Origin`` on such requests;
@@ -46,7 +46,13 @@ def _own_origins(scope: Scope, headers: Headers, base_url: str) -> set[str]:
     forwarded = headers.get("x-forwarded-proto", "").lower()
     if forwarded in ("http", "https"):
         schemes.add(forwarded)
-    own = {f"{s}://{host}" for s in schemes} if host else set()
+    hosts = {host} if host else set()
+    # behind a proxy that rewrites Host; a page cannot set this header on a forged request
+    # (it is not CORS-safelisted: the browser would ask a pre-flight this server refuses)
+    hosts |= {
+        h.strip().lower() for h in headers.get("x-forwarded-host", "").split(",") if h.strip()
+    }
+    own = {f"{s}://{h}" for s in schemes for h in hosts}
     base = _origin_of(base_url) if base_url else None
     if base:
         own.add(base)

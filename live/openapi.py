@@ -45,7 +45,8 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
             op: dict[str, Any] = {
                 "summary": d.summary,
                 "tags": [d.tag],
-                "x-auth": d.auth,
+                "x-auth": d.who,  # the access-policy action (docs/access.md), or who else
+                **({"x-policy-action": d.action.value} if d.action is not None else {}),
                 "parameters": [
                     {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                     for p in re.findall(r"{(\w+)(?::\w+)?}", path)

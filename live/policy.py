@@ -13,7 +13,7 @@ Scopes, from widest to narrowest:
 ``store``    targets of the principal's own store (a staff member's ``store_id``)
 ``hosted``   own store, or a session this staff member hosts
 ``own``      own store and a client record this associate owns (``Target.associate_id``)
-``self``     own store, and a session they host themselves (an associate schedules their own)
+``self``     own store's sessions they host themselves (an associate schedules and runs their own)
 ``session``  the one session a host or viewer token was minted for
 ``public``   public sessions, and private ones the principal is invited to (``Target.invited``)
 ``never``    nothing
@@ -108,8 +108,8 @@ RULES: dict[Action, dict[Kind, Scope]] = {
     A.MODERATE: _RUN,
     A.PIN: _RUN,
     A.RUN_DEALS: _RUN,
-    A.RUN_SESSION: _RUN,
-    A.PUBLISH: {"admin": "any", "manager": "store", "associate": "hosted", "host": "session"},
+    A.RUN_SESSION: {**_RUN, "associate": "self"},  # colleagues moderate; the host runs it
+    A.PUBLISH: {"admin": "any", "manager": "store", "associate": "self", "host": "session"},
     A.SEE_COUNTERS: _RUN,
     A.INVITE: _RUN,
     A.CREATE_SESSION: {**_STORE, "associate": "self"},
@@ -203,7 +203,7 @@ def _fits(p: Principal | None, scope: Scope, t: Target) -> Decision:
         if scope == "own" and t.associate_id not in (None, p.staff_id):
             return _no("not_your_client", "an associate acts on their own clients only")
         if scope == "self" and t.host_id not in (None, p.staff_id):
-            return _no("not_the_host", "an associate schedules sessions they host themselves")
+            return _no("not_the_host", "an associate schedules and runs sessions they host")
         return OK
     if scope == "hosted" and t.host_id is not None and t.host_id == p.staff_id:
         return OK

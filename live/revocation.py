@@ -13,7 +13,7 @@ Each process keeps a :class:`Revocations` snapshot that :meth:`live.auth.Tokens.
 synchronously, and refreshes it from the table every :data:`POLL_SECONDS` (a revocation written
 on one process is seen by all within about that time). A process applies its own revocations at
 once. After each refresh that brings something new, open room sockets of a revoked credential are
-closed with 4401.
+closed with 4401 and a WHIP publication it made is stopped.
 """
 
 from __future__ import annotations
@@ -167,12 +167,21 @@ class RevocationStore:
             self._full_at = time.monotonic() + FULL_RELOAD_SECONDS
             self.snapshot.forget_expired(now)
             self.snapshot.seen = {r[0] for r in rows}
-            with contextlib.suppress(Exception):  # any process may prune; losing the race is fine
-                async with self.db.write() as s:
-                    await s.execute(delete(Revocation).where(Revocation.expires_at <= now))
+            await self._prune(now)
         if new:
             self._changed()
         return new
+
+    async def _prune(self, now: int) -> None:
+        """Delete rows past their expiry (any process may; losing the race is fine). A read
+        first, so an idle table costs no write transaction (SQLite serialises those)."""
+        expired = Revocation.expires_at <= now
+        async with self.db.read() as s:
+            if (await s.execute(select(Revocation.id).where(expired).limit(1))).first() is None:
+                return
+        with contextlib.suppress(Exception):
+            async with self.db.write() as s:
+                await s.execute(delete(Revocation).where(expired))
 
     def _changed(self) -> None:
         for fn in self.on_change:
@@ -205,6 +214,24 @@ def close_revoked(tokens: Tokens, open_sockets: Iterable[tuple[Any, Principal]])
     return n
 
 
+def stop_revoked_publishers(st: Any, tasks: set[asyncio.Task[None]]) -> int:
+    """Stop (as a WHIP ``DELETE`` would) every publication whose credential is now revoked."""
+    snap = st.tokens.revocations
+    relay = getattr(st, "relay", None)
+    publishing: dict[str, tuple[Any, Principal]] = st.rtc_credentials
+    n = 0
+    for rid, (peer, who) in list(publishing.items()):
+        if getattr(peer, "closed", False):
+            publishing.pop(rid, None)
+        elif snap is not None and relay is not None and snap.revoked(who):
+            publishing.pop(rid, None)
+            task = asyncio.create_task(relay.stop(peer.session_id, rid, "publisher"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+    return n
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     st = app.state
@@ -212,9 +239,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     store = RevocationStore(st.db, st.tokens, snapshot)
     st.revocations = store
     st.room_credentials = {}  # open room socket -> the principal it was admitted as
+    st.rtc_credentials = {}  # WHIP resource id -> (publisher, the principal that published)
+    stopping: set[asyncio.Task[None]] = set()
 
     def close_sockets() -> None:
         close_revoked(st.tokens, st.room_credentials.items())
+        stop_revoked_publishers(st, stopping)
 
     store.on_change.append(close_sockets)
     try:

@@ -114,6 +114,9 @@ async def _answer(request: Request, prefix: str) -> Response:
     if publishing:
         assert isinstance(who, Staff | Host)
         peer: Peer | RemoteViewer = await relay.publish(sess, who, offer)
+        publishing_as = getattr(request.app.state, "rtc_credentials", None)
+        if publishing_as is not None:  # a revocation of ``who`` stops this publication
+            publishing_as[peer.id] = (peer, who)
     else:
         peer = await relay.watch(sess, who, offer, _client(request, who))
     return _created(request, prefix, peer)

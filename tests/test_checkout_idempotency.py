@@ -63,6 +63,34 @@ def test_fifty_retries_of_an_answered_key_replay_and_are_never_limited(
         assert (again.status_code, again.json()) == (201, first.json())
 
 
+def test_fifty_copies_of_a_key_in_flight_are_one_order_and_never_limited(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    """A phone on a bad network sends its one purchase 50 times before any answer comes back."""
+    sid, product = world["public"]["id"], world["products"][2]
+    set_stock(server, world["admin"], product, world["store"]["id"], 10)
+    buyer = join_buyer(server, sid)
+    body = {"session_id": sid, "items": [{"product_id": product["id"]}]}
+
+    async def copies() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+        async with server.aclient(buyer, limits=limits) as c:
+            return list(
+                await asyncio.gather(
+                    *(
+                        c.post("/api/orders", json=body, headers={"idempotency-key": "one-tap"})
+                        for _ in range(50)
+                    )
+                )
+            )
+
+    answers = asyncio.run(copies())
+    assert [r.status_code for r in answers] == [201] * 50, [r.text for r in answers][:3]
+    assert len({r.json()["order_id"] for r in answers}) == 1
+    with server.client(buyer) as c:
+        assert len(c.get("/api/me/orders").json()["items"]) == 1
+
+
 def test_keys_are_kept_at_least_a_day(server: LiveServer, world: dict[str, Any]) -> None:
     assert KEY_RETENTION_MS >= DAY_MS
     sid, product = world["public"]["id"], world["products"][1]

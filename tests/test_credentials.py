@@ -192,6 +192,11 @@ def test_cookie_requests_without_origin_are_refused_and_bearer_is_unaffected(
             {"origin": web.url},
             {"sec-fetch-site": "same-origin"},
             {"referer": web.url + "/dashboard"},
+            {  # behind a proxy that rewrote Host
+                "origin": "https://shop.example",
+                "x-forwarded-host": "shop.example",
+                "x-forwarded-proto": "https",
+            },
         ):
             r = c.post(f"/api/sessions/{pub}/deals", json=deal, headers=headers)
             assert r.status_code in (201, 409), (headers, r.text)  # 409: one deal at a time
@@ -287,6 +292,31 @@ async def test_revoked_staff_and_rotated_host_tokens_fail_everywhere(
     await fresh.close()
     await staff_room.close()
     await host_room.close()
+
+
+async def test_a_revoked_host_token_stops_its_publication(
+    web: LiveServer, w: dict[str, Any], admin: str
+) -> None:
+    """A host publishing over WHIP with a token that gets rotated away is stopped, as a WHIP
+    DELETE would stop it; the new token publishes again."""
+    from tests.support.rtc import Host as Publisher
+
+    sid, token = w["public"]["id"], w["public"]["host_token"]
+    relay = web.app.state.relay
+    first, second = Publisher("vp8", audio=False), Publisher("vp8", audio=False)
+    try:
+        async with web.aclient() as http, web.aclient(admin) as a:
+            await first.publish(http, sid, token)
+            assert sid in relay.publishers
+            r = await a.post(f"/api/sessions/{sid}/host-token")
+            assert r.status_code == 200, r.text
+            await await_for(lambda: sid not in relay.publishers, 5, what="publication stopped")
+            await second.publish(http, sid, r.json()["host_token"])
+            assert sid in relay.publishers
+    finally:
+        for p in (first, second):
+            if p.pc is not None:
+                await p.pc.close()
 
 
 # -- item 6: no credentials in URLs or logs --------------------------------------------------------

@@ -69,3 +69,13 @@ def test_the_readme_who_column_is_the_routes_policy_action(tmp_path: Path) -> No
                 if rows[key] != f"`{d.action.value}`":
                     wrong.append((key, rows[key], d.action.value))
     assert wrong == [], "README who column disagrees with the route's policy action"
+
+
+def test_every_guarantee_names_tests_that_exist() -> None:
+    section = README.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(tests/[\w/]+\.py)`", section))
+    assert named, "the Guarantees table names its tests"
+    root = Path(__file__).parent.parent
+    assert {n for n in named if not (root / n).exists()} == set()
+    for doc in re.findall(r"\]\((docs/[\w.]+)\)", section):
+        assert (root / doc).exists(), doc

@@ -23,7 +23,9 @@ def test_non_ascii_bearer_tokens_are_rejected_as_invalid(
         assert r.json()["error"] == "invalid_token"
 
 
-def test_query_tokens_are_not_accepted(server: LiveServer, world: dict[str, Any], admin: str) -> None:
+def test_query_tokens_are_not_accepted(
+    server: LiveServer, world: dict[str, Any], admin: str
+) -> None:
     """A token in the URL is never read (URLs are logged): not a valid one, not a non-ASCII one."""
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for token in (admin, world["public"]["host_token"], "v1.abc.\u00e9\u4e2d\u6587"):

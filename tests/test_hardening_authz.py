@@ -66,6 +66,10 @@ def test_associate_cannot_act_on_another_stores_sessions(
             f"/api/sessions/{priv}/invites", json={"client_ids": [world["clients"][0]["id"]]}
         )
         assert r.status_code == 201, r.text
+        # a colleague invites and moderates; starting and ending is the host's (or a manager's)
+        r = c.post(f"/api/sessions/{pub}/start")
+        assert (r.status_code, r.json()["error"]) == (403, "not_the_host")
+    with server.client(world["public"]["host_token"]) as c:
         assert c.post(f"/api/sessions/{pub}/start").status_code == 200
 
 

@@ -173,9 +173,18 @@ def test_reasons(
     assert d.detail
 
 
-def test_an_associate_runs_a_session_they_host_in_another_store() -> None:
-    assert allowed(ASSOCIATE, A.RUN_SESSION, HOSTED_ELSEWHERE)
-    assert not allowed(MANAGER, A.RUN_SESSION, HOSTED_ELSEWHERE)
+def test_an_associate_moderates_a_session_they_host_in_another_store() -> None:
+    assert allowed(ASSOCIATE, A.MODERATE, HOSTED_ELSEWHERE)
+    assert not allowed(MANAGER, A.MODERATE, HOSTED_ELSEWHERE)
+
+
+def test_colleagues_moderate_a_session_but_only_its_host_runs_it() -> None:
+    colleague = Staff("sf_other", "associate", "st_a")
+    assert allowed(colleague, A.MODERATE, OWN) and allowed(colleague, A.RUN_DEALS, OWN)
+    d = allowed(colleague, A.RUN_SESSION, OWN)
+    assert (d.allowed, d.reason) == (False, "not_the_host")
+    assert not allowed(colleague, A.PUBLISH, OWN)
+    assert allowed(MANAGER, A.RUN_SESSION, OWN)
 
 
 def test_own_store_staff_watch_their_private_session_and_invited_clients_too() -> None:

@@ -150,3 +150,18 @@ def test_state_applies_events_idempotently() -> None:
     hello = st.hello(last_id=9, ts=20, role="host", actor_id="sf", name="H")
     assert hello["chat"] == [] and [x["question_id"] for x in hello["questions"]] == ["qu_1"]
     assert hello["pinned"] is None and hello["viewer_id"] is None and hello["staff_id"] == "sf"
+
+
+def test_a_large_batch_goes_out_as_frames_within_the_budget() -> None:
+    import orjson
+
+    from live.room.events import frames
+
+    small = [{"type": "chat", "id": i, "text": "hi"} for i in range(50)]
+    assert len(frames(small)) == 1  # the usual batch: one frame, serialised once
+    big = [{"type": "deal_started", "id": i, "blob": "d" * 100_000} for i in range(60)]
+    out = frames(big, budget=256 * 1024)
+    assert all(len(t) <= 256 * 1024 for t in out) and len(out) > 1
+    assert [e["id"] for t in out for e in orjson.loads(t)] == list(range(60))
+    huge = [{"type": "x", "id": 1, "blob": "z" * 300_000}]
+    assert len(frames(huge, budget=256 * 1024)) == 1  # one event is never cut

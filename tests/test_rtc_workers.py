@@ -36,8 +36,10 @@ async def test_worker_serves_viewers_from_the_origins_feed(
         await await_for(
             lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link"
         )
-        for w in watchers:
-            await w.watch(http, sid, await join(http, sid))
+        for w in watchers:  # four browsers (one holds at most VITRINE_WHEP_PER_VIEWER)
+            async with server.aclient() as browser:
+                viewer = await join(browser, sid)
+            await w.watch(http, sid, viewer)
         assert len(relay.remote) == 2, "viewers are spread over the two processes"
         await await_for(
             lambda: all(len(w.frames) >= 30 for w in watchers if not w.decode), 30, what="frames"
@@ -150,4 +152,60 @@ async def test_a_dead_worker_is_replaced(server: LiveServer, world: dict[str, An
         await await_for(lambda: len(again.frames) >= 5, 30, what="frames from the new worker")
         for w in (local, remote, again):
             await w.close()
+        await host.pc.close()  # type: ignore[union-attr]
+
+
+async def test_admission_holds_across_processes(server: LiveServer, world: dict[str, Any]) -> None:
+    """Connections per viewer count over every process (the oldest closes wherever it is), and
+    a worker frees the slot of a viewer that does not connect in time."""
+    from rtc.client import peer
+
+    sid, token = world["public"]["id"], world["public"]["host_token"]
+    relay = server.app.state.relay
+    relay.max_cpu, relay.max_lag_ms = 100.0, 10**9  # slots are counted here, not this machine
+    auth = {"authorization": f"Bearer {token}"}
+    host = Host("vp8", audio=False)
+    async with server.aclient() as http:
+        await host.publish(http, sid, token)
+        await await_for(
+            lambda: relay.pool is not None and relay.pool.live_links(), 30, what="worker link"
+        )
+        r = await http.post(f"/api/sessions/{sid}/viewers", json={})
+        viewer, vid = r.json()["token"], r.json()["viewer_id"]
+        watchers = [Watcher() for _ in range(5)]
+        for w in watchers:
+            await w.watch(http, sid, viewer, kinds=("video",))
+
+        async def held() -> int:
+            stats = (await http.get(f"/api/sessions/{sid}/stream", headers=auth)).json()
+            return sum(1 for i in stats["viewers"]["items"] if i["viewer_id"] == vid)
+
+        await await_for(
+            lambda: len(relay.remote) + relay.viewer_count == 3, 20, what="three connections"
+        )
+        assert await held() == 3
+        await await_for(lambda: len(watchers[-1].frames) >= 5, 30, what="the newest plays")
+        for w in watchers:
+            await w.close()
+        await await_for(
+            lambda: not relay.remote and not relay.viewer_count, 30, what="all viewers gone"
+        )
+
+        # an offer nobody will complete, placed on the worker
+        pc = peer()
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+        await pc.close()
+        local = Watcher()
+        await local.watch(http, sid, None, kinds=("video",))  # takes the origin's slot
+        await await_for(lambda: local.frames, 20, what="the origin's viewer connected")
+        relay.connect_timeout = 1.0  # the default is 10 s
+        r = await http.post(
+            f"/whep/{sid}", content=offer, headers={"content-type": "application/sdp"}
+        )
+        assert r.status_code == 201 and len(relay.remote) == 1, "placed on the worker"
+        await await_for(lambda: not relay.remote, 20, what="the worker freed the slot")
+        assert relay.closed_early.get("not_connected", 0) >= 1
+        await local.close()
         await host.pc.close()  # type: ignore[union-attr]

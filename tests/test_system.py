@@ -24,7 +24,8 @@ def test_healthz_metrics_openapi(server: LiveServer) -> None:
         ):
             assert name in m.text
         spec = c.get("/openapi.json").json()
-        assert spec["paths"]["/api/sessions"]["post"]["x-auth"] == "staff"
+        create = spec["paths"]["/api/sessions"]["post"]
+        assert create["x-auth"] == create["x-policy-action"] == "create_session"
         assert c.get("/healthz", headers={"accept": "text/html"}).status_code == 200
 
 

@@ -31,3 +31,19 @@ class Event:
 def frame(events: Iterable[dict[str, Any]]) -> str:
     """One text frame: a JSON array of events (serialised once, sent to many)."""
     return orjson.dumps(list(events)).decode()
+
+
+#: A frame the room sends stays under this many bytes when it holds more than one event: a
+#: batch that grew while the room waited (for a commit, a slow tick) goes out as several frames,
+#: so no client meets a frame beyond its limit (``websockets`` refuses more than 1 MiB).
+FRAME_BUDGET = 256 * 1024
+
+
+def frames(events: list[dict[str, Any]], budget: int = FRAME_BUDGET) -> list[str]:
+    """The events as one frame, or split in halves until each frame is within ``budget``
+    (serialised once in the usual case of a small batch)."""
+    text = frame(events)
+    if len(text) <= budget or len(events) <= 1:
+        return [text]
+    mid = len(events) // 2
+    return frames(events[:mid], budget) + frames(events[mid:], budget)

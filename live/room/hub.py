@@ -31,7 +31,7 @@ from typing import Any
 from live.metrics import Metrics
 from live.room.bus import EventBus
 from live.room.connection import Connection
-from live.room.events import Event, frame
+from live.room.events import Event, frames
 from live.room.presence import Presence
 from live.room.protocol import RateLimiter
 from live.room.state import RoomState
@@ -268,8 +268,8 @@ class Hub:
         t0 = time.perf_counter()
         everyone = [e.public() for e in events if e.audience == "all"]
         staff_only = len(everyone) != len(events)
-        viewer_text = frame(everyone) if everyone else None
-        staff_text = frame(e.public() for e in events) if staff_only else viewer_text
+        viewer_texts = frames(everyone) if everyone else []
+        staff_texts = frames([e.public() for e in events]) if staff_only else viewer_texts
         last = events[-1].id
         sent = 0
         for conn in list(room.conns):
@@ -278,14 +278,13 @@ class Hub:
                 if len(conn.pending) > PENDING_PER_FRAME * conn.limit:  # its replay cannot keep up
                     self.drop_slow(conn)
                 continue
-            text = staff_text if conn.is_staff else viewer_text
+            texts = staff_texts if conn.is_staff else viewer_texts
             conn.last_id = last
-            if text is None:
-                continue
-            if conn.push(text):
+            for text in texts:
+                if not conn.push(text):
+                    self.drop_slow(conn)
+                    break
                 sent += 1
-            else:
-                self.drop_slow(conn)
         self.metrics.room_frames_sent.inc(sent)
         self.metrics.fanout_seconds.observe(time.perf_counter() - t0)
 
