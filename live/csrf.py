@@ -79,7 +79,10 @@ def refusal(scope: Scope, headers: Headers, base_url: str = "") -> str | None:
 
 
 def cookie_authenticated(headers: Headers) -> bool:
-    if "authorization" in headers:
+    """Whether the request would be authenticated by a cookie: ``live.auth.bearer`` takes a
+    ``Bearer`` header over the cookie and nothing else (a browser attaches Basic, NTLM or
+    Negotiate credentials by itself, cross-site too), so only ``Bearer`` exempts a request."""
+    if headers.get("authorization", "").lower().startswith("bearer "):
         return False
     cookies = headers.get("cookie", "")
     return any(name + "=" in cookies for name in COOKIES)

@@ -184,6 +184,9 @@ def test_cookie_requests_without_origin_are_refused_and_bearer_is_unaffected(
             {"sec-fetch-site": "same-site"},
             {"sec-fetch-site": "cross-site"},
             {"referer": "http://localhost.evil/x"},
+            # credentials a browser attaches by itself: the cookie still authenticates
+            {"origin": "http://127.0.0.1:1", "authorization": "Basic dXNlcjpwYXNz"},
+            {"origin": "http://127.0.0.1:1", "authorization": "Negotiate YII="},
         ):
             r = c.post(f"/api/sessions/{pub}/deals", json=deal, headers=headers)
             assert (r.status_code, r.json()["error"]) == (403, "csrf"), (headers, r.text)

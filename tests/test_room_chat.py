@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.room import close_all, host_token, join, open_room, viewer
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, await_for
 
 
 async def test_chat_fans_out_to_everyone(server: LiveServer, world: dict[str, Any]) -> None:
@@ -160,3 +160,20 @@ async def test_reconnect_with_after_gets_every_missed_event_in_order(
         await back.close()
     finally:
         await bo.close()
+
+
+async def test_a_reaction_is_shown_and_counted(server: LiveServer, world: dict[str, Any]) -> None:
+    """A tap on a reaction answered `internal` and logged a TypeError every time."""
+    sid = world["public"]["id"]
+    v = await viewer(server, sid, "Mei")
+    try:
+        await v.send("react", kind="heart", ref="r1")
+        await v.wait_type("reaction")
+        await v.send("chat", text="after the heart", ref="c1")
+        await v.wait_type("chat", text="after the heart")
+        assert [e for e in v.events if e.get("type") == "error"] == []
+    finally:
+        await close_all(v)
+    with server.client(world["public"]["host_token"]) as host:
+        counters = lambda: host.get(f"/api/sessions/{sid}/live-counters").json()  # noqa: E731
+        await await_for(lambda: counters().get("reactions", 0) >= 1, 20, what="reaction counted")

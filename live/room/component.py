@@ -45,10 +45,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         bus = LocalBus(st.db, settings.replay_buffer)
         presence = LocalPresence()
 
-    def track(kind: str, session_id: str, viewer_id: str | None = None, **fields: Any) -> None:
+    def track(*args: Any, **fields: Any) -> None:
+        """``track(kind, session_id, viewer_id, **fields)`` passed on as it came: a field may be
+        called ``kind`` itself (a reaction's), so the leading three stay positional."""
         recorder = getattr(st, "track", None)  # looked up per call: analytics may swap it
         if recorder is not None:
-            recorder(kind, session_id, viewer_id, **fields)
+            recorder(*args, **fields)
 
     hub = Hub(
         bus=bus,
