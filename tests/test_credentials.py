@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -535,3 +536,39 @@ def test_revocations_reach_another_process_within_a_second(
             await asyncio.gather(staff_room.close(), host_room.close())
 
         asyncio.run(sockets())
+
+
+def test_a_studio_opened_by_staff_holds_their_own_host_token(
+    web: LiveServer, w: dict[str, Any], admin: str
+) -> None:
+    """The studio minted a host token in the session's host's name for whoever opened it: it
+    outlived revoking and signing out the staff member who received it."""
+    tokens = web.app.state.tokens
+    sid = w["public"]["id"]
+    with web.client(admin) as c:
+        r = c.post(
+            "/api/staff",
+            json={"name": "Store lead", "role": "manager", "store_id": w["store"]["id"]},
+        )
+        assert r.status_code == 201, r.text
+        manager = r.json()["id"]
+    with httpx.Client(base_url=web.url, timeout=30, follow_redirects=False) as c:
+        signed = tokens.staff(manager, "manager", w["store"]["id"])
+        assert (
+            c.post("/login", data={"token": signed}, headers={"origin": web.url}).status_code == 303
+        )
+        page = c.get(f"/studio/{sid}")
+        assert page.status_code == 200
+        studio_token = re.search(r'data-token="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    who = tokens.read(studio_token)
+    assert (who.kind, who.session_id, who.staff_id) == ("host", sid, manager)
+    with web.client(studio_token) as c:
+        assert c.get(f"/api/sessions/{sid}/deals").status_code == 200
+    with web.client(admin) as c:
+        assert c.post(f"/api/staff/{manager}/revoke").status_code == 200
+
+    def refused() -> bool:
+        with web.client(studio_token) as c:
+            return c.get(f"/api/sessions/{sid}/deals").status_code == 401
+
+    wait_for(refused, 5, what="the studio token revoked with its staff member")

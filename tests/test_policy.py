@@ -77,7 +77,7 @@ TABLE: dict[Action, dict[str, tuple[bool, bool, bool]]] = {
     },
     A.PUBLISH: {
         "admin": (Y, Y, Y),
-        "marketer": (N, N, N),
+        "marketer": (Y, Y, Y),
         "manager": (Y, N, N),
         "associate": (Y, N, N),
         "host": (Y, N, N),

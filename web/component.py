@@ -174,7 +174,14 @@ async def studio(request: Request) -> Response:
             link="/dashboard",
             link_text="Dashboard",
         )
-    host_token = signed.token if isinstance(signed.who, Host) else tokens.host(sid, sess.host_id)
+    # staff get a host token of their own (its subject is who opened the studio): revoking them
+    # ends it, and the relay tells their publication apart from the host's
+    who = signed.who
+    host_token = (
+        signed.token
+        if isinstance(who, Host)
+        else tokens.host(sid, (who.staff_id if isinstance(who, Staff) else None) or "admin")
+    )
     return render(
         "studio.html",
         private=True,
