@@ -54,6 +54,7 @@ class Action(StrEnum):
     PUBLISH = "publish"  # WHIP
     SEE_COUNTERS = "see_counters"  # a session's live numbers and stream statistics
     INVITE = "invite"
+    INVITE_CLIENT = "invite_client"  # one client record, into a session one may invite to
     # a store's business
     CREATE_SESSION = "create_session"
     MANAGE_STOCK = "manage_stock"
@@ -112,6 +113,7 @@ RULES: dict[Action, dict[Kind, Scope]] = {
     A.PUBLISH: {**_RUN, "associate": "self"},  # whoever runs a session may stream it
     A.SEE_COUNTERS: _RUN,
     A.INVITE: _RUN,
+    A.INVITE_CLIENT: {**_STORE, "associate": "own", "host": "own"},
     A.CREATE_SESSION: {**_STORE, "associate": "self"},
     A.MANAGE_STOCK: _STORE,
     A.SEE_CLIENTS: {**_STORE, "associate": "own"},
@@ -188,6 +190,10 @@ def _fits(p: Principal | None, scope: Scope, t: Target) -> Decision:
         if t.session_id is None or t.session_id == p.session_id:
             return OK
         return _no("wrong_session", "this token belongs to another session")
+    if scope == "own" and isinstance(p, Host):  # a host token acts for its associate
+        if t.associate_id in (None, p.staff_id):
+            return OK
+        return _no("not_your_client", "an associate invites their own clients only")
     if scope == "public":
         if not t.private or t.invited:
             return OK

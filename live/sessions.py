@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Product
-from live.auth import Host, Principal, Staff, Tokens
+from live.auth import Principal, Staff, Tokens
 from live.db import Database, new_id, now_ms
 from live.directory import get_or_404
 from live.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -225,8 +225,14 @@ class SessionService:
         if not client_ids:
             raise ValidationFailed("`client_ids` must not be empty")
         associate_id = field(data, "associate_id", str, default=None)
-        if associate_id is None and isinstance(by, Staff | Host) and kind_of(by) != "admin":
-            associate_id = by.staff_id if kind_of(by) in ("associate", "host") else None
+        # an associate (or their host token) is credited themselves; others may name the
+        # associate of the session's store who gets the credit, else each client's own
+        own = by.staff_id if kind_of(by) in ("associate", "host") else None  # type: ignore[union-attr]
+        if own is not None and associate_id not in (None, own):
+            raise Forbidden(
+                "an associate invites for themselves: `associate_id` is theirs",
+                code="not_your_client",
+            )
         out = []
         async with self.db.write() as s:
             sess = await get_or_404(s, LiveSession, session_id, "session")
@@ -234,7 +240,11 @@ class SessionService:
             if sess.kind != "private":
                 raise Conflict("public sessions need no invites", code="not_private")
             if associate_id is not None:
-                await get_or_404(s, StaffMember, associate_id, "staff")
+                credited = await get_or_404(s, StaffMember, associate_id, "staff")
+                if credited.store_id != sess.store_id:
+                    raise ValidationFailed(
+                        "`associate_id` must be staff of the session's store", code="invalid"
+                    )
             clients = {
                 c.id: c
                 for c in (await s.scalars(select(Client).where(Client.id.in_(client_ids)))).all()
@@ -243,6 +253,12 @@ class SessionService:
             if missing:
                 raise NotFound(
                     f"unknown clients: {', '.join(missing[:10])}", code="client_not_found"
+                )
+            for c in clients.values():  # each client is one the inviter may act for
+                require(
+                    by,
+                    Action.INVITE_CLIENT,
+                    Target(store_id=c.store_id, associate_id=c.associate_id),
                 )
             existing = {
                 i.client_id: i
@@ -263,7 +279,7 @@ class SessionService:
                             id=new_id("iv"),
                             session_id=session_id,
                             client_id=cid,
-                            associate_id=associate_id or clients[cid].associate_id,
+                            associate_id=associate_id or clients[cid].associate_id or own,
                             code_hash=_hash(code),
                         )
                     )

@@ -57,15 +57,19 @@ def test_associate_cannot_act_on_another_stores_sessions(
         )
     with server.client(world["admin"]) as admin:
         assert admin.get(f"/api/sessions/{pub}").json()["status"] == "scheduled"
-    # the session's own store staff still may
-    own = server.app.state.tokens.staff(
-        world["associate2"]["id"], "associate", world["store"]["id"]
+    # the session's own store staff still may: the client's own associate invites them
+    owner = server.app.state.tokens.staff(
+        world["associate"]["id"], "associate", world["store"]["id"]
     )
-    with server.client(own) as c:
+    with server.client(owner) as c:
         r = c.post(
             f"/api/sessions/{priv}/invites", json={"client_ids": [world["clients"][0]["id"]]}
         )
         assert r.status_code == 201, r.text
+    own = server.app.state.tokens.staff(
+        world["associate2"]["id"], "associate", world["store"]["id"]
+    )
+    with server.client(own) as c:
         # a colleague invites and moderates; starting and ending is the host's (or a manager's)
         r = c.post(f"/api/sessions/{pub}/start")
         assert (r.status_code, r.json()["error"]) == (403, "not_the_host")
@@ -237,3 +241,49 @@ def test_every_session_route_refuses_strangers(server: LiveServer, world: dict[s
                 r = c.request(method, path, json=body)
                 assert r.status_code in statuses, (token is None, method, path, r.text)
                 assert set(r.json()) == {"error", "detail"}
+
+
+def test_invites_go_to_clients_the_inviter_may_act_for(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    """An associate invited another store's client into their own private session, joined with
+    the code and read her saved profile; a colleague took the credit for another's client."""
+    stranger = _other_associate(server, world)
+    other_store = world["other_store"]["id"]
+    stranger_id = server.app.state.tokens.read(stranger).staff_id
+    victim = world["clients"][0]["id"]  # a client of the first store, of world["associate"]
+    with server.client(stranger) as c:
+        r = c.post(
+            "/api/sessions",
+            json={
+                "title": "Mine",
+                "kind": "private",
+                "store_id": other_store,
+                "host_id": stranger_id,
+            },
+        )
+        assert r.status_code == 201, r.text
+        own_session = r.json()
+        r = c.post(f"/api/sessions/{own_session['id']}/invites", json={"client_ids": [victim]})
+        _forbidden(r)
+    with server.client(own_session["host_token"]) as host:  # nor with the session's host token
+        r = host.post(f"/api/sessions/{own_session['id']}/invites", json={"client_ids": [victim]})
+        assert (r.status_code, r.json()["error"]) == (403, "not_your_client")
+    priv = world["private"]["id"]
+    colleague = server.app.state.tokens.staff(
+        world["associate2"]["id"], "associate", world["store"]["id"]
+    )
+    with server.client(colleague) as c:
+        r = c.post(f"/api/sessions/{priv}/invites", json={"client_ids": [victim]})
+        assert (r.status_code, r.json()["error"]) == (403, "not_your_client")
+    with server.client(world["admin"]) as admin:
+        r = admin.post(
+            f"/api/sessions/{priv}/invites",
+            json={"client_ids": [victim], "associate_id": stranger_id},
+        )
+        assert (r.status_code, r.json()["error"]) == (422, "invalid")
+        r = admin.post(f"/api/sessions/{priv}/invites", json={"client_ids": [victim]})
+        assert r.status_code == 201, r.text
+    with server.client(world["private"]["host_token"]) as host:  # the owner's host token may
+        r = host.post(f"/api/sessions/{priv}/invites", json={"client_ids": [victim]})
+        assert r.status_code == 201, r.text

@@ -97,6 +97,15 @@ TABLE: dict[Action, dict[str, tuple[bool, bool, bool]]] = {
         }
         for a in (A.CREATE_SESSION, A.MANAGE_STOCK, A.SEE_CLIENTS, A.REFUND, A.SEE_REPORTS)
     },
+    A.INVITE_CLIENT: {
+        "admin": (Y, Y, Y),
+        "marketer": (Y, Y, Y),
+        "manager": (Y, N, N),
+        "associate": (Y, N, N),
+        "host": (Y, Y, Y),  # their own clients, wherever they are
+        "viewer": (N, N, N),
+        "anonymous": (N, N, N),
+    },
     A.MANAGE_CLIENTS: {
         "admin": (Y, Y, Y),
         "marketer": (N, N, N),
@@ -163,6 +172,8 @@ def test_role_action_scope(kind: str, action: Action) -> None:
             403,
         ),
         (ASSOCIATE, A.CREATE_SESSION, Target("st_a", host_id="sf_x"), "not_the_host", 403),
+        (HOST, A.INVITE_CLIENT, Target("st_a", associate_id="sf_x"), "not_your_client", 403),
+        (ASSOCIATE, A.INVITE_CLIENT, Target("st_b", associate_id="sf_as"), "other_store", 403),
     ],
 )
 def test_reasons(
