@@ -257,6 +257,19 @@ def owner_scope(p: Principal | None, action: Action) -> str | None:
     return None
 
 
+def private_sessions_seen(p: Principal | None) -> tuple[str, str | None]:
+    """Which private sessions ``p`` watches (sees in full), for a query over many:
+    ``("all", None)``, ``("store", id)``, ``("session", id)`` or ``("none", None)``."""
+    scope = RULES[A.WATCH].get(kind_of(p), "never")
+    if scope == "any":
+        return "all", None
+    if isinstance(p, Staff) and scope == "public":
+        return ("store", p.store_id) if p.store_id else ("none", None)
+    if isinstance(p, Host | Viewer) and scope == "session":
+        return "session", p.session_id
+    return "none", None
+
+
 def room_grants(p: Principal | None, t: Target) -> frozenset[Action]:
     """The room commands' actions this principal holds in this session's room."""
     room = (A.CHAT, A.MODERATE, A.PIN, A.RUN_DEALS, A.SEE_COUNTERS)

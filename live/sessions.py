@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Product
@@ -26,7 +26,7 @@ from live.models import (
     StaffMember,
     Store,
 )
-from live.policy import Action, Target, allowed, kind_of, require
+from live.policy import Action, Target, allowed, kind_of, private_sessions_seen, require
 
 PRIVATE_CAPACITY = 500
 Emit = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
@@ -168,6 +168,17 @@ class SessionService:
         ):
             if val:
                 q = q.where(col == val)
+        if store_id or host_id:  # a private session's store and host are not for everyone
+            seen, which = private_sessions_seen(p)
+            if seen != "all":
+                mine = (
+                    LiveSession.store_id == which
+                    if seen == "store"
+                    else LiveSession.id == which
+                    if seen == "session"
+                    else false()
+                )
+                q = q.where(or_(LiveSession.kind == "public", mine))
         async with self.db.read() as s:
             total = await s.scalar(select(func.count()).select_from(q.subquery()))
             rows = (

@@ -227,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             "usage: VITRINE_RELAY_SECRET=... python -m rtc.worker HOST:PORT INDEX", file=sys.stderr
         )
         return 2
-    logging.basicConfig(level=os.environ.get("VITRINE_LOG_LEVEL", "WARNING").upper())
+    # the origin's log format and redaction (one JSON object per line, no credential)
+    from live.logs import configure
+
+    configure(
+        os.environ.get("VITRINE_LOG_LEVEL", "WARNING"), os.environ.get("VITRINE_LOG_FORMAT", "json")
+    )
     asyncio.run(serve(args[0], os.environ.get("VITRINE_RELAY_SECRET", ""), int(args[1])))
     return 0
 

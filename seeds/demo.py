@@ -106,7 +106,7 @@ def build_directory(rng: random.Random) -> tuple[Rows, Rows, Rows]:
         name = f"{names.choice(data.SURNAMES)} {names.choice(data.GIVEN_NAMES)}"
         staff.append(
             {
-                "id": f"sf_{s.id}_mgr",
+                "id": f"sf_{_suffix(s.id)}_mgr",
                 "name": name,
                 "role": "manager",
                 "store_id": s.id,

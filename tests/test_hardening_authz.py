@@ -287,3 +287,23 @@ def test_invites_go_to_clients_the_inviter_may_act_for(
     with server.client(world["private"]["host_token"]) as host:  # the owner's host token may
         r = host.post(f"/api/sessions/{priv}/invites", json={"client_ids": [victim]})
         assert r.status_code == 201, r.text
+
+
+def test_list_filters_do_not_reveal_a_private_sessions_store_or_host(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    priv, store, host = world["private"]["id"], world["store"]["id"], world["associate"]["id"]
+    for params in ({"kind": "private", "store_id": store}, {"host_id": host}):
+        with server.client() as anon:
+            ids = [s["id"] for s in anon.get("/api/sessions", params=params).json()["items"]]
+            assert priv not in ids, params
+        stranger = _other_associate(server, world)
+        with server.client(stranger) as c:
+            ids = [s["id"] for s in c.get("/api/sessions", params=params).json()["items"]]
+            assert priv not in ids, params
+        with server.client(world["admin"]) as c:
+            ids = [s["id"] for s in c.get("/api/sessions", params=params).json()["items"]]
+            assert priv in ids, params
+    with server.client() as anon:  # unfiltered, the private session shows as a teaser
+        items = {s["id"]: s for s in anon.get("/api/sessions").json()["items"]}
+        assert priv in items and "store_id" not in items[priv]
