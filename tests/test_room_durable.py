@@ -193,6 +193,12 @@ async def test_acked_chats_survive_a_sigkill_and_a_lost_history_says_recovered_f
                 if echoed(ana):  # acknowledged while nothing could be committed
                     proc.send_signal(signal.SIGKILL)
                     proc.wait(10)
+                else:  # the others see the chats at once; the sender's echo waits its commit
+                    await host.wait(
+                        lambda _e: {e.get("text") for e in host.of("chat")} >= set(texts),
+                        "the others see the chats before their commit",
+                    )
+                    assert not echoed(ana)
             if proc.poll() is None:
                 await await_for(lambda: echoed(ana), 20, what="the echoes after the commit")
                 proc.send_signal(signal.SIGKILL)  # right after the acknowledgements

@@ -38,7 +38,9 @@ class Connection:
         "_wake",
         "aborted",
         "actor_id",
+        "awaiting",
         "closing",
+        "held",
         "inflight",
         "last_id",
         "limit",
@@ -82,6 +84,10 @@ class Connection:
         self.last_id = 0
         self.replaying = True  # live events go to ``pending`` until the replay is sent
         self.pending: list[Event] = []
+        # the ids of this socket's own messages not committed yet: it gets nothing from the
+        # first of them on (its echo is its acknowledgement) until they are; ``held`` keeps it
+        self.awaiting: set[int] = set()
+        self.held: list[Event] = []
         self.closing = False
         self.aborted = False
         self.writer: asyncio.Task[None] | None = None

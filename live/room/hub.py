@@ -206,15 +206,28 @@ class Hub:
         return room, room.seen_id
 
     def release(
-        self, hold: tuple[Room, int] | None, event_id: int | None, commit: Future[None] | None
+        self,
+        hold: tuple[Room, int] | None,
+        event_id: int | None,
+        commit: Future[None] | None,
+        sender: Connection | None = None,
     ) -> None:
         """The publish is done (``event_id`` None: it failed); ``commit`` completes when the
-        event is durable. Until then the room shows nothing from that event on."""
+        event is durable. Until then the room shows nothing from that event on; or, for a
+        message a socket sent (``sender``), that socket alone gets nothing from it on: its echo
+        is its acknowledgement, so it follows the commit, while the others see it at once."""
         if hold is None:
             return
         room, mark = hold
         room.holds.remove(mark)
-        if event_id is not None and commit is not None and not commit.done():
+        pending = event_id is not None and commit is not None and not commit.done()
+        if pending and sender is not None and not sender.closing:
+            assert event_id is not None and commit is not None
+            sender.awaiting.add(event_id)
+            self.metrics.room_uncommitted.inc()
+            commit.add_done_callback(lambda f: self._acked(room, sender, event_id, f))
+        elif pending:
+            assert event_id is not None and commit is not None
             room.uncommitted.add(event_id)
             self.metrics.room_uncommitted.inc()
             commit.add_done_callback(lambda f: self._committed(room, event_id, f))
@@ -228,6 +241,20 @@ class Hub:
         if _failed(commit):  # never stored: never shown here (its sender gets an error)
             room.batch = [e for e in room.batch if e.id != event_id]
         self._kick(room)
+
+    def _acked(self, room: Room, conn: Connection, event_id: int, commit: Future[None]) -> None:
+        """A socket's own message is committed (or not): send it what it was held from."""
+        conn.awaiting.discard(event_id)
+        self.metrics.room_uncommitted.dec()
+        if _failed(commit):  # never stored: not echoed (the sender is told `not_stored`)
+            conn.held = [e for e in conn.held if e.id != event_id]
+        if conn.awaiting or not conn.held or conn.closing:
+            return
+        held, conn.held = conn.held, []
+        for text in frames([e.public() for e in held if conn.sees(e)]) if held else []:
+            if not conn.push(text):
+                self.drop_slow(conn)
+                return
 
     def _kick(self, room: Room) -> None:
         """Flush what was waiting for a commit (or a publish) now: its tick has passed."""
@@ -276,6 +303,12 @@ class Hub:
             if conn.replaying:
                 conn.pending.extend(events)
                 if len(conn.pending) > PENDING_PER_FRAME * conn.limit:  # its replay cannot keep up
+                    self.drop_slow(conn)
+                continue
+            if conn.awaiting:  # waiting for its own message's commit: keep the order
+                conn.held.extend(events)
+                conn.last_id = last
+                if len(conn.held) > PENDING_PER_FRAME * conn.limit:
                     self.drop_slow(conn)
                 continue
             texts = staff_texts if conn.is_staff else viewer_texts

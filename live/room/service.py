@@ -162,7 +162,7 @@ class RoomService:
                 [*rows, storage.event_row(published)] if stored else list(rows)
             )
         finally:
-            self.hub.release(hold, published.id if published else None, fut)
+            self.hub.release(hold, published.id if published else None, fut, sender)
         assert fut is not None
         if wait or self.persister.backlog > BACKLOG:
             await fut
