@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from tests.support.server import (
     LiveServer,
     await_for,
     free_port,
-    server_command,
+    spawned_server,
     thread_server,
     wait_for,
 )
@@ -328,32 +327,10 @@ async def test_a_revoked_host_token_stops_its_publication(
 
 @contextmanager
 def logged_server(env: dict[str, str], log_path: Path) -> Iterator[LiveServer]:
-    """``uvicorn live.app:app_from_env`` in a process, as deployed but with uvicorn's own access
-    log on, stdout and stderr both written to ``log_path``."""
-    port = free_port()
-    cmd = [a for a in server_command(port) if a != "--no-access-log"]
-    out = log_path.open("ab")
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, interval=0.1, what="server process")
-        yield LiveServer(url, f"ws://127.0.0.1:{port}", Settings.from_env(env))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        out.close()
+    """A server process as deployed but with uvicorn's own access log on, stdout and stderr
+    both written to ``log_path``."""
+    with spawned_server(env, access_log=True, log_path=log_path, stdout=True) as spawned:
+        yield spawned.server
 
 
 def _env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -12,12 +12,10 @@ done, and only then echoes.
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import sqlite3
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -29,7 +27,6 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from live.config import Settings
 from live.db import Database
 from live.models import ChatMessage, RoomEvent
 from tests.conftest import ADMIN_TOKEN, SECRET
@@ -37,7 +34,12 @@ from tests.support import services
 from tests.support.browser import chromium
 from tests.support.factory import build_world
 from tests.support.room import RoomClient, close_all, host_token, join, open_room
-from tests.support.server import LiveServer, await_for, free_port, server_command, wait_for
+from tests.support.server import (
+    LiveServer,
+    await_for,
+    free_port,
+    spawned_server,
+)
 
 COUNT = 5
 
@@ -46,35 +48,8 @@ COUNT = 5
 def killable_server(
     env: dict[str, str], port: int | None = None
 ) -> Iterator[tuple[LiveServer, subprocess.Popen[bytes]]]:
-    port = port or free_port()
-    fd, name = tempfile.mkstemp(prefix="vitrine-", suffix=".log")
-    os.close(fd)
-    log_path = Path(name)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            server_command(port), env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, interval=0.1, what="server process")
-        yield LiveServer(url, f"ws://127.0.0.1:{port}", Settings.from_env(env)), proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log_path.unlink(missing_ok=True)
+    with spawned_server(env, port=port) as spawned:
+        yield spawned.server, spawned.proc
 
 
 @asynccontextmanager

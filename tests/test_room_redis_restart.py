@@ -14,28 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
-from live.config import Settings
 from live.room.redis_bus import BLOCK_MS
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support import services
 from tests.support.factory import abuy, build_world, join_buyer, set_stock
 from tests.support.room import close_all, host_token, open_room, viewer
-from tests.support.server import LiveServer, free_port, server_command, wait_for
+from tests.support.server import LiveServer, free_port, spawned_server, wait_for
 
 
 class RedisServer:
@@ -170,38 +166,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @contextmanager
 def server_with_log(env: dict[str, str]) -> Iterator[tuple[LiveServer, Path]]:
-    """A server process whose stderr (its log) the test reads afterwards."""
-    port = free_port()
-    fd, name = tempfile.mkstemp(prefix="vitrine-", suffix=".log")
-    os.close(fd)
-    log_path = Path(name)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            server_command(port),
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, interval=0.1, what="server process")
-        yield LiveServer(url, f"ws://127.0.0.1:{port}", Settings.from_env(env)), log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log_path.unlink(missing_ok=True)
+    """A server process whose stderr (its log) the test reads."""
+    with spawned_server(env) as spawned:
+        yield spawned.server, spawned.log_path
 
 
 def env_for(database_url: str, redis_url: str, tmp: Path) -> dict[str, str]:

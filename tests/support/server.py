@@ -10,9 +10,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -120,22 +121,51 @@ def server_command(port: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@dataclass
+class Spawned:
+    """A server process: its address, the process and the file its log goes to."""
+
+    server: LiveServer
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+
 @contextmanager
-def process_server(
-    env: dict[str, str], *, extra_args: list[str] | None = None
-) -> Iterator[LiveServer]:
-    """Run ``uvicorn live.app:app_from_env`` in a separate process."""
-    port = free_port()
-    full_env = {**os.environ, **env, "VITRINE_LOG_LEVEL": env.get("VITRINE_LOG_LEVEL", "WARNING")}
-    cmd = server_command(port, *(extra_args or []))
-    log = tempfile.TemporaryFile()  # not a pipe: a pipe nobody reads fills up and stalls the server
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+def spawned_server(
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+    access_log: bool = False,
+    log_path: Path | None = None,
+    stdout: bool = False,
+) -> Iterator[Spawned]:
+    """``uvicorn live.app:app_from_env`` in a process, as deployed. Its stderr (and ``stdout``
+    too when asked) goes to ``log_path`` (a temporary file, removed afterwards, when none is
+    given): a file, not a pipe, which would fill up and stall the server if nobody read it.
+    ``access_log`` turns uvicorn's own access log on."""
+    port = port or free_port()
+    cmd = server_command(port, *extra_args)
+    if access_log:
+        cmd = [a for a in cmd if a != "--no-access-log"]
+    own_log = log_path is None
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix="vitrine-", suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
+    path = log_path
+    with path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env},
+            stdout=log if stdout else subprocess.DEVNULL,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-2000:]}")
+            raise RuntimeError(f"server exited: {path.read_text(errors='replace')[-2000:]}")
         try:
             return httpx.get(url + "/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -143,11 +173,24 @@ def process_server(
 
     try:
         wait_for(up, 30, interval=0.1, what="server process")
-        yield LiveServer(url, f"ws://127.0.0.1:{port}", Settings.from_env(env))
+        yield Spawned(LiveServer(url, f"ws://127.0.0.1:{port}", Settings.from_env(env)), proc, path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if own_log:
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def process_server(
+    env: dict[str, str], *, extra_args: list[str] | None = None
+) -> Iterator[LiveServer]:
+    """Run ``uvicorn live.app:app_from_env`` in a separate process (log level WARNING unless
+    ``env`` says otherwise)."""
+    quiet = {**env, "VITRINE_LOG_LEVEL": env.get("VITRINE_LOG_LEVEL", "WARNING")}
+    with spawned_server(quiet, extra_args=extra_args or ()) as spawned:
+        yield spawned.server
