@@ -132,6 +132,9 @@ class RevocationStore:
 
     async def revoke_staff(self, staff_id: str) -> int:
         """Void every token of a staff member issued until now; returns the cutoff."""
+        async with self.db.read() as s:
+            if await s.get(StaffMember, staff_id) is None:
+                raise NotFound("no such staff member", code="staff_not_found")
         cutoff = now_ms() + 1
         await self._write("staff", staff_id, cutoff, cutoff + self._max_ttl_ms)
         return cutoff
@@ -275,9 +278,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 async def revoke_staff(request: Request) -> Response:
     authorize(request)
     staff_id = request.path_params["id"]
-    async with request.app.state.db.read() as s:
-        if await s.get(StaffMember, staff_id) is None:
-            raise NotFound("no such staff member", code="staff_not_found")
     store: RevocationStore = request.app.state.revocations
     cutoff = await store.revoke_staff(staff_id)
     return JSON({"staff_id": staff_id, "revoked_before": cutoff})

@@ -75,6 +75,21 @@ def server(settings: Settings) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def web(sqlite_url: str, make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
+    """A server on SQLite for the page tests (browsers drive it)."""
+    with thread_server(make_settings(sqlite_url)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def w(web: LiveServer, admin: str) -> dict[str, Any]:
+    """The test world on :func:`web`."""
+    from tests.support.factory import build_world
+
+    return build_world(web, admin)
+
+
+@pytest.fixture
 def admin() -> str:
     return ADMIN_TOKEN
 

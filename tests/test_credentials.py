@@ -9,18 +9,16 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 
 from live.auth import Tokens
-from live.config import Settings
 from tests.conftest import ADMIN_TOKEN, SECRET
 from tests.support.browser import chromium
 from tests.support.factory import build_world, join_buyer, set_stock
@@ -30,22 +28,10 @@ from tests.support.server import (
     await_for,
     free_port,
     spawned_server,
-    thread_server,
     wait_for,
 )
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def web(sqlite_url: str, make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
-    with thread_server(make_settings(sqlite_url)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def w(web: LiveServer, admin: str) -> dict[str, Any]:
-    return build_world(web, admin)
 
 
 def buy(server: LiveServer, session_id: str, product_id: str) -> dict[str, Any]:

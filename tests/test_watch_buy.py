@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-
-from live.config import Settings
 from tests.support.browser import chromium, shot, watch_console
 from tests.support.factory import build_world, set_stock
 from tests.support.room import open_room
-from tests.support.server import LiveServer, thread_server
+from tests.support.server import LiveServer
 
 PHONE = {"width": 390, "height": 844}
 CARD = "4242424242424242"
-
-
-@pytest.fixture
-def web(sqlite_url: str, make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
-    with thread_server(make_settings(sqlite_url)) as srv:
-        yield srv
 
 
 def _rows(server: LiveServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from live.config import Settings
 from tests.support.browser import (  # noqa: F401
     ARTIFACTS,
     CHROMIUM,
@@ -19,19 +16,7 @@ from tests.support.browser import (  # noqa: F401
     shot,
     watch_console,
 )
-from tests.support.factory import build_world
-from tests.support.server import LiveServer, thread_server
-
-
-@pytest.fixture
-def web(sqlite_url: str, make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
-    with thread_server(make_settings(sqlite_url)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def w(web: LiveServer, admin: str) -> dict[str, Any]:
-    return build_world(web, admin)
+from tests.support.server import LiveServer
 
 
 def plain(server: LiveServer) -> httpx.Client:
